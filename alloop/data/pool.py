@@ -1,0 +1,144 @@
+"""The pool: features, stable item ids, and which items carry a label."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+
+def validate_features(X: Any, name: str = "X") -> Any:
+    """Return ``X`` as numpy (dense) or scipy CSR (sparse); reject NaN/inf, non-2-D, non-numeric.
+
+    The error names the first offending rows and columns so the user can find them.
+    """
+    if isinstance(X, pd.DataFrame):
+        non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if non_numeric:
+            raise ValueError(
+                f"{name} has non-numeric columns {non_numeric[:5]!r}; vectorise them first "
+                "(data.text_column with a vectorizer) or drop them"
+            )
+        X = X.to_numpy(dtype=np.float64)
+    elif isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        data = X.data
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D; got shape {X.shape}")
+        bad = ~np.isfinite(data)
+        if bad.any():
+            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[bad]
+            raise ValueError(
+                f"{name} contains NaN or inf in rows {sorted(set(rows.tolist()))[:10]!r}; "
+                "impute or drop those rows before building the pool"
+            )
+        return X
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric; {exc}") from exc
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.nonzero(bad)
+        raise ValueError(
+            f"{name} contains {bad.sum()} NaN or inf values (first at rows {r[:10].tolist()!r}, "
+            f"columns {c[:10].tolist()!r}); impute or drop them before building the pool"
+        )
+    return X
+
+
+def take_rows(X: Any, index: np.ndarray) -> Any:
+    """Rows of a numpy array or scipy sparse matrix."""
+    return X[np.asarray(index, dtype=np.int64)]
+
+
+class Pool:
+    """Features with stable item ids and the labels known so far.
+
+    Parameters
+    ----------
+    X : array-like, scipy sparse, torch tensor or DataFrame, shape (n, d)
+        Candidate features. NaN/inf are rejected.
+    ids : sequence of str or int, optional
+        Stable item ids (default ``"0"``, ``"1"``, …). Stored as strings.
+    raw : sequence, optional
+        What a person is shown for each item (text, image array, row of a table).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pool = Pool(np.eye(3), ids=["a", "b", "c"])
+    >>> pool.add_labels(["b"], [1])
+    >>> pool.unlabeled_ids().tolist()
+    ['a', 'c']
+    """
+
+    def __init__(
+        self,
+        X: Any,
+        ids: Sequence[Any] | None = None,
+        raw: Sequence[Any] | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> None:
+        self.X = validate_features(X)
+        n = self.X.shape[0]
+        if n == 0:
+            raise ValueError("the pool is empty: it needs at least one item")
+        self.ids = np.asarray([str(i) for i in (range(n) if ids is None else ids)], dtype=object)
+        if len(self.ids) != n:
+            raise ValueError(f"X has {n} rows but {len(self.ids)} ids were given")
+        if len(set(self.ids.tolist())) != n:
+            raise ValueError("item ids must be unique")
+        self._position = {item: i for i, item in enumerate(self.ids)}
+        self.raw = raw
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        self.labeled = np.zeros(n, dtype=bool)
+        self.labels = np.empty(n, dtype=object)
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def __repr__(self) -> str:
+        return f"Pool(n={len(self)}, labeled={int(self.labeled.sum())})"
+
+    def index_of(self, ids: Iterable[Any]) -> np.ndarray:
+        """Positions of the given item ids; unknown ids raise ``KeyError`` naming them."""
+        ids = [str(i) for i in ids]
+        missing = [i for i in ids if i not in self._position]
+        if missing:
+            raise KeyError(f"unknown item ids {missing[:10]!r}")
+        return np.asarray([self._position[i] for i in ids], dtype=np.int64)
+
+    def add_labels(self, ids: Iterable[Any], labels: Iterable[Any]) -> None:
+        """Mark items labeled (a later label for the same id replaces the earlier one)."""
+        ids, labels = list(ids), list(labels)
+        if len(ids) != len(labels):
+            raise ValueError(f"{len(ids)} ids but {len(labels)} labels")
+        index = self.index_of(ids)
+        self.labels[index] = labels
+        self.labeled[index] = True
+
+    def labeled_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.labeled)
+
+    def unlabeled_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.labeled)
+
+    def unlabeled_ids(self) -> np.ndarray:
+        return self.ids[~self.labeled]
+
+    def features(self, index: np.ndarray) -> Any:
+        return take_rows(self.X, index)
+
+    def labeled_data(self) -> tuple[Any, np.ndarray]:
+        """(X, y) of the labeled items, in pool order."""
+        index = self.labeled_indices()
+        return self.features(index), np.asarray(self.labels[index].tolist())

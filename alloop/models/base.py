@@ -1,0 +1,229 @@
+"""The model protocol every part of alloop talks to.
+
+Two levels:
+
+* :class:`Model` — what the loop and the non-gradient strategies need: ``fit``, ``predict``,
+  ``predict_proba`` (classification), ``clone``. Any scikit-learn estimator fits it through
+  :class:`alloop.models.SklearnModel`.
+* :class:`DifferentiableModel` — adds the view the tangent and influence math needs: the
+  parameters as one flat float64 vector ``theta_``, a pure output function ``output(theta, X)``,
+  per-point losses, the regularizer ``e^s · C(θ)`` and its ``s``.
+
+The training objective is ``F(θ; s) = Σ_i ℓ(z_i; θ) + e^s · C(θ)`` (summed loss; see
+``docs/math.md``).
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from alloop.models import likelihoods as lk
+from alloop.models.tensors import DTYPE, as_features
+
+Task = Literal["classification", "regression"]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything the loop can fit and evaluate."""
+
+    task: Task
+    classes_: np.ndarray | None
+
+    def fit(self, X: Any, y: np.ndarray) -> Model: ...
+
+    def predict(self, X: Any) -> np.ndarray: ...
+
+    def clone(self) -> Model: ...
+
+
+class NotDifferentiableError(TypeError):
+    """Raised when a gradient-based strategy meets a model without the gradient protocol."""
+
+
+class DifferentiableModel(ABC):
+    """Base class of models with a flat parameter vector and a pure output function.
+
+    Subclasses set ``likelihood`` and ``n_outputs`` and implement :meth:`output`,
+    :meth:`init_params` and :meth:`_fit_params`. After :meth:`fit`, ``theta_`` holds θ* and
+    ``X_train_`` / ``y_train_`` hold the (encoded) training data as tensors, which the tangent
+    and influence solvers use.
+    """
+
+    likelihood: lk.Likelihood
+    #: log of the regularization strength λ = e^s.
+    s: float
+    #: residual variance of the Gaussian likelihood (regression only).
+    sigma2: float = 1.0
+    #: if True, ``sigma2`` is re-estimated from the residuals at each fit.
+    estimate_sigma2: bool = False
+
+    def __init__(self) -> None:
+        self.classes_: np.ndarray | None = None
+        self.theta_: torch.Tensor | None = None
+        self.X_train_: torch.Tensor | None = None
+        self.y_train_: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def task(self) -> Task:
+        return "regression" if self.likelihood == "gaussian" else "classification"
+
+    @property
+    def lam(self) -> float:
+        """Regularization strength λ = e^s."""
+        return float(np.exp(self.s))
+
+    @abstractmethod
+    def init_params(self, n_features: int, n_outputs: int) -> torch.Tensor:
+        """A starting flat parameter vector for data with these sizes (sets the layout)."""
+
+    @abstractmethod
+    def output(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Model output f(X; θ), shape (n, K). Must be a pure function of ``theta``."""
+
+    def penalty_mask(self) -> torch.Tensor:
+        """1 for parameters the default complexity penalizes, 0 for biases."""
+        assert self.theta_ is not None
+        return torch.ones_like(self.theta_)
+
+    def complexity(self, theta: torch.Tensor) -> torch.Tensor:
+        """C(θ); the default is ½‖θ‖² over the penalized (non-bias) parameters."""
+        return 0.5 * torch.sum(self.penalty_mask() * theta**2)
+
+    def null_space(self) -> torch.Tensor | None:
+        """Orthonormal directions along which the objective is exactly flat, shape (p, m).
+
+        Softmax models with a free intercept per class are invariant to adding a constant to
+        every intercept; solvers remove those directions (a pseudo-inverse). ``None`` if none.
+        """
+        return None
+
+    # ----------------------------------------------------------------- losses
+    def loss(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-point loss ℓ(z_i; θ), shape (n,)."""
+        return lk.nll(self.likelihood, self.output(theta, X), y, self.sigma2)
+
+    def objective(
+        self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, s: float | None = None
+    ) -> torch.Tensor:
+        """F(θ; s) = Σ_i ℓ(z_i; θ) + e^s C(θ)."""
+        s = self.s if s is None else s
+        return self.loss(theta, X, y).sum() + float(np.exp(s)) * self.complexity(theta)
+
+    def output_jvp(
+        self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f, ḟ_v) = (f(X; θ), J_f(X)·v), by one forward-mode JVP."""
+        return torch.func.jvp(lambda t: self.output(t, X), (theta,), (v,))
+
+    def per_point_grads(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-point gradients g_i = ∇_θ ℓ(z_i; θ), shape (n, p)."""
+        grad = torch.func.grad(lambda th, x, t: self.loss(th, x.unsqueeze(0), t.unsqueeze(0))[0])
+        return torch.func.vmap(grad, in_dims=(None, 0, 0))(theta, X, y)
+
+    # ----------------------------------------------------------------- labels
+    def encode_y(self, y: np.ndarray) -> torch.Tensor:
+        """Map raw labels to the tensor the likelihood expects (class index / float)."""
+        y = np.asarray(y)
+        if self.task == "regression":
+            return torch.as_tensor(y.astype(np.float64))
+        assert self.classes_ is not None
+        index = np.searchsorted(self.classes_, y)
+        index = np.clip(index, 0, len(self.classes_) - 1)
+        unknown = self.classes_[index] != y
+        if unknown.any():
+            raise ValueError(
+                f"labels {sorted(set(y[unknown].tolist()))!r} are not among the model's classes "
+                f"{self.classes_.tolist()!r}; declare every class up front (`classes=`)."
+            )
+        t = torch.as_tensor(index, dtype=torch.long)
+        return t.to(DTYPE) if self.likelihood == "bernoulli" else t
+
+    # ----------------------------------------------------------------- fit / predict
+    def fit(self, X: Any, y: Any, classes: Any | None = None) -> DifferentiableModel:
+        """Fit θ* on (X, y) and keep the training data for the tangent solvers."""
+        Xt = as_features(X)
+        y = np.asarray(y)
+        if Xt.shape[0] != len(y):
+            raise ValueError(f"X has {Xt.shape[0]} rows but y has {len(y)} labels")
+        if Xt.shape[0] == 0:
+            raise ValueError("cannot fit on an empty labeled set")
+        if self.task == "classification":
+            self.classes_ = np.unique(y) if classes is None else np.asarray(sorted(classes))
+            if self.classes_.size < 2:
+                raise ValueError(
+                    f"classification needs at least two classes; got {self.classes_.tolist()!r}"
+                )
+            self._check_class_count(len(self.classes_))
+        yt = self.encode_y(y)
+        k = self._n_outputs()
+        warm = self.theta_ if self._warm_start_ok(Xt.shape[1], k) else None
+        theta0 = warm.clone() if warm is not None else self.init_params(Xt.shape[1], k)
+        self.X_train_, self.y_train_ = Xt, yt
+        self.theta_ = theta0
+        self.theta_ = self._fit_params(theta0, Xt, yt).detach()
+        if self.likelihood == "gaussian" and self.estimate_sigma2:
+            resid = yt - self.output(self.theta_, Xt)[:, 0]
+            self.sigma2 = float(max(resid.var().item(), 1e-12))
+        return self
+
+    def _check_class_count(self, n_classes: int) -> None:
+        if self.likelihood == "bernoulli" and n_classes != 2:
+            raise ValueError(
+                f"a Bernoulli (logistic) model takes exactly 2 classes; got {n_classes}. "
+                "Use model kind 'softmax' for multi-class data."
+            )
+
+    def _n_outputs(self) -> int:
+        if self.likelihood == "categorical":
+            assert self.classes_ is not None
+            return len(self.classes_)
+        return 1
+
+    def _warm_start_ok(self, n_features: int, n_outputs: int) -> bool:
+        return False
+
+    @abstractmethod
+    def _fit_params(self, theta0: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Minimise :meth:`objective` from ``theta0``; return θ*."""
+
+    def _check_fitted(self) -> torch.Tensor:
+        if self.theta_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit(X, y) first")
+        return self.theta_
+
+    def decision(self, X: Any) -> torch.Tensor:
+        """Model output f(X; θ*) as a tensor (logits or the regression mean)."""
+        theta = self._check_fitted()
+        with torch.no_grad():
+            return self.output(theta, as_features(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if self.task != "classification":
+            raise AttributeError("predict_proba is defined for classification models only")
+        return lk.class_probabilities(self.likelihood, self.decision(X)).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.task == "regression":
+            return self.decision(X)[:, 0].numpy()
+        assert self.classes_ is not None
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def clone(self) -> DifferentiableModel:
+        """An unfitted copy with the same hyperparameters."""
+        new = copy.copy(self)
+        new.theta_ = new.X_train_ = new.y_train_ = None
+        new.classes_ = None
+        return new
+
+    def with_s(self, s: float) -> DifferentiableModel:
+        """A copy with regularity ``s`` (fitted state kept as a warm start)."""
+        new = copy.copy(self)
+        new.s = float(s)
+        return new

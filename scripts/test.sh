@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: set up .venv and run the whole test suite.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/bootstrap.sh"
+cd "$root"
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,56 @@
+"""Strategies by name. Modules register theirs on import with :func:`strategy`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from strategies.base import NEEDS, Scorer, Strategy
+
+_REGISTRY: dict[str, Strategy] = {}
+
+
+def register(item: Strategy) -> Strategy:
+    """Add a strategy; a name may be registered once."""
+    if item.name in _REGISTRY and _REGISTRY[item.name].scorer is not item.scorer:
+        raise ValueError(f"a strategy named {item.name!r} is already registered")
+    unknown = set(item.needs) - set(NEEDS)
+    if unknown:
+        raise ValueError(f"strategy {item.name!r} needs unknown capabilities {sorted(unknown)}")
+    _REGISTRY[item.name] = item
+    return item
+
+
+def strategy(
+    name: str, description: str, *, needs: tuple[str, ...] = (), batch: str = "topk"
+) -> Callable[[Scorer], Strategy]:
+    """Decorator: turn a scorer function into a registered :class:`Strategy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @strategy("doc-example", "Scores every item by its first feature.")
+    ... def first_feature(model, X_pool, **_):
+    ...     return np.asarray(X_pool)[:, 0]
+    >>> get("doc-example").score(None, np.array([[2.0], [5.0]])).tolist()
+    [2.0, 5.0]
+    """
+
+    def wrap(fn: Scorer) -> Strategy:
+        return register(Strategy(name, description, fn, tuple(needs), batch))
+
+    return wrap
+
+
+def get(name: str) -> Strategy:
+    """The strategy registered as ``name``; the error lists every valid name."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown strategy {name!r}; valid names: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def available() -> dict[str, str]:
+    """name → one-line description, sorted by name."""
+    return {k: _REGISTRY[k].description for k in sorted(_REGISTRY)}
