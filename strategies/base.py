@@ -72,3 +72,29 @@ class Strategy:
             X_labeled=context.get("X_labeled"), rng=rng,
         )
         return index, scores[index]
+
+
+def check_compatible(strategy: Strategy, model: Any) -> None:
+    """Raise a clear error if ``model`` lacks what ``strategy`` needs.
+
+    The message names the strategy, the missing capability and the models that have it.
+    """
+    from alloop.models.base import DifferentiableModel, NotDifferentiableError
+
+    task = getattr(model, "task", None)
+    if "classification" in strategy.needs and task != "classification":
+        raise ValueError(
+            f"strategy {strategy.name!r} needs a classifier; the model is a {task} model. "
+            "For regression use 'random', 'max-std', 'egl', 'coreset' or a tangent strategy."
+        )
+    if "regression" in strategy.needs and task != "regression":
+        raise ValueError(f"strategy {strategy.name!r} is for regression models; got a {task} model")
+    if "proba" in strategy.needs and not hasattr(model, "predict_proba"):
+        raise ValueError(f"strategy {strategy.name!r} needs predict_proba; {model!r} has none")
+    if "gradients" in strategy.needs and not isinstance(model, DifferentiableModel):
+        raise NotDifferentiableError(
+            f"strategy {strategy.name!r} needs gradients of a differentiable model; "
+            f"{type(getattr(model, 'estimator', model)).__name__} is not one. Supported: alloop's "
+            "GLMs (linear, logistic, softmax) and torch MLPs, and scikit-learn LogisticRegression "
+            "(l2) and Ridge through their GLM mapping."
+        )
