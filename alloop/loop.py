@@ -1,0 +1,415 @@
+"""The active-learning loop: fit → score → select → ask → store → evaluate → track.
+
+Round 0 labels the initial set; each later round scores the unlabeled pool with the model of the
+previous round, asks the oracle for a batch, stores every answer, refits and evaluates. The
+label store is the source of truth: a round is marked complete in it after its answers are
+committed, and ``run(resume=True)`` continues after the last complete round, re-using answers
+a crashed round had already received. Every random choice of round ``r`` draws from a generator
+keyed by ``(seed, r)``, so a resumed run retraces the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alloop.data.pool import Pool, take_rows, validate_features
+from alloop.engine.select import select_batch
+from alloop.metrics import LOWER_IS_BETTER, default_metric, evaluate
+from alloop.store.label_store import LabelStore
+from alloop.tracking.base import NullTracker, RoundReport, Tracker
+from oracles.base import Answer, Oracle, Query
+from strategies.base import Strategy, check_compatible
+from strategies.registry import get as get_strategy
+
+#: a hook that chooses the regularity s and returns a fitted model (automatic regularity).
+RegularityHook = Callable[..., Any]
+
+
+class InvalidAnswerError(ValueError):
+    """An oracle answered with a label outside the known classes (valid answers were kept)."""
+
+
+class StoreNotEmptyError(RuntimeError):
+    """A fresh run was started on a label store that already holds answers."""
+
+
+@dataclass
+class LoopResult:
+    """What a finished (or stopped) loop returns."""
+
+    curve: pd.DataFrame
+    model: Any
+    pool: Pool
+    stop_reason: str
+    run_id: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _rng(seed: int, round_: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, round_, stream])
+
+
+class ActiveLoop:
+    """Pool-based active learning with durable labels and per-round tracking.
+
+    Parameters
+    ----------
+    pool : Pool
+        Candidates (features and stable ids).
+    model : alloop model
+        A template; each round fits ``model.clone()`` on the labels so far.
+    strategy : Strategy or str
+        A strategy object or a registry name (``alloop strategies`` lists them).
+    oracle : Oracle
+        Answers queries (may answer only some).
+    X_test, y_test : optional
+        Held-out data for the learning curve.
+    X_val, y_val : optional
+        Validation data for strategies and automatic regularity that need it; when absent and
+        needed, a fifth of the labeled items (chosen by id hash) is held out.
+    classes : sequence, optional
+        The full label set (classification). Answers outside it are rejected.
+    initial : int or sequence of ids
+        Size of the random initial set, or the ids to label first.
+    batch_size, max_rounds, budget : int
+        Items per round; acquisition rounds after round 0; total labels (including initial).
+    target : (metric, value), optional
+        Stop once the test metric reaches ``value`` (≥, or ≤ for losses and errors).
+    stabilize : (patience, tol), optional
+        Stop when fewer than ``tol`` of the evaluation predictions changed for ``patience``
+        consecutive rounds.
+    store : LabelStore, optional
+        Durable answers (an in-memory store when omitted).
+    tracker : Tracker, optional
+        E.g. :class:`alloop.tracking.MlflowTracker`.
+    seed : int
+    progress : bool
+        Show a progress bar over rounds.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from alloop import ActiveLoop, Pool
+    >>> from alloop.models import SoftmaxGLM
+    >>> from oracles import SimulatedOracle
+    >>> X, y = load_iris(return_X_y=True)
+    >>> pool = Pool(X)
+    >>> oracle = SimulatedOracle(dict(zip(pool.ids, y)))
+    >>> loop = ActiveLoop(pool, SoftmaxGLM(), "random", oracle, X_test=X, y_test=y,
+    ...                   classes=[0, 1, 2], initial=6, batch_size=3, max_rounds=2, progress=False)
+    >>> result = loop.run()
+    >>> result.curve["labels"].tolist()
+    [6, 9, 12]
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        model: Any,
+        strategy: Strategy | str,
+        oracle: Oracle,
+        *,
+        X_test: Any = None,
+        y_test: Any = None,
+        X_val: Any = None,
+        y_val: Any = None,
+        classes: Sequence[Any] | None = None,
+        initial: int | Sequence[Any] = 10,
+        batch_size: int = 10,
+        max_rounds: int | None = 10,
+        budget: int | None = None,
+        target: tuple[str, float] | None = None,
+        stabilize: tuple[int, float] | None = None,
+        batch_rule: str | None = None,
+        strategy_params: dict[str, Any] | None = None,
+        regularity: RegularityHook | None = None,
+        store: LabelStore | None = None,
+        tracker: Tracker | None = None,
+        seed: int = 0,
+        progress: bool = True,
+        run_name: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.model = model
+        self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        check_compatible(self.strategy, model)
+        self.oracle = oracle
+        self.task = getattr(model, "task", "classification")
+        self.classes = None if classes is None else np.asarray(sorted(classes))
+        if self.task == "classification" and self.classes is None:
+            raise ValueError("classification loops need the full label set: pass classes=[...]")
+        self.X_test = None if X_test is None else validate_features(X_test, "X_test")
+        self.y_test = None if y_test is None else np.asarray(y_test)
+        if self.X_test is not None and (self.y_test is None or len(self.y_test) != self.X_test.shape[0]):
+            raise ValueError(
+                f"X_test has {self.X_test.shape[0]} rows but y_test has "
+                f"{None if self.y_test is None else len(self.y_test)} labels"
+            )
+        self.X_val = None if X_val is None else validate_features(X_val, "X_val")
+        self.y_val = None if y_val is None else np.asarray(y_val)
+        n = len(pool)
+        if isinstance(initial, int | np.integer):
+            if not 1 <= initial <= n:
+                raise ValueError(f"initial = {initial} must be between 1 and the pool size {n}")
+        else:
+            pool.index_of(initial)  # unknown ids raise here, naming them
+        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+        if batch_size > n:
+            raise ValueError(
+                f"batch_size = {batch_size} is larger than the pool ({n} items); lower batch_size"
+            )
+        if budget is not None and budget < (initial if isinstance(initial, int) else len(initial)):
+            raise ValueError(f"budget = {budget} is smaller than the initial set")
+        self.initial = initial
+        self.batch_size = int(batch_size)
+        self.max_rounds = max_rounds
+        self.budget = budget
+        self.target = target
+        self.stabilize = stabilize
+        self.batch_rule = batch_rule or self.strategy.batch
+        self.strategy_params = dict(strategy_params or {})
+        self.regularity = regularity
+        self.store = store if store is not None else LabelStore(":memory:")
+        self.tracker = tracker if tracker is not None else NullTracker()
+        self.seed = int(seed)
+        self.progress = progress
+        self.run_name = run_name or f"{self.strategy.name}-seed{self.seed}"
+        self.params = params or {}
+        self.metric = default_metric(self.task)
+        self._s: float | None = getattr(model, "s", None)
+
+    # ----------------------------------------------------------------- helpers
+    def _eval_features(self) -> Any:
+        return self.X_test if self.X_test is not None else self.pool.X
+
+    def _validation(self) -> tuple[Any, Any, np.ndarray]:
+        """(X_val, y_val, training mask over labeled items)."""
+        labeled = self.pool.labeled_indices()
+        if self.X_val is not None:
+            return self.X_val, self.y_val, np.ones(len(labeled), dtype=bool)
+        ids = self.pool.ids[labeled]
+        fold = np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 5 for i in ids])
+        hold = fold == 0
+        if hold.sum() < 2 or (~hold).sum() < 2:
+            return None, None, np.ones(len(labeled), dtype=bool)
+        X_l, y_l = self.pool.labeled_data()
+        return take_rows(X_l, np.flatnonzero(hold)), y_l[hold], ~hold
+
+    def _fit(self) -> Any:
+        X, y = self.pool.labeled_data()
+        kwargs = {"classes": self.classes} if self.task == "classification" else {}
+        if self.regularity is not None:
+            X_val, y_val, train = self._validation()
+            if X_val is not None:
+                model, s = self.regularity(
+                    self.model, take_rows(X, np.flatnonzero(train)), y[train], X_val, y_val,
+                    s0=self._s, **kwargs,
+                )
+                self._s = s
+                return self.model.with_s(s).clone().fit(X, y, **kwargs)
+        if self._s is not None and hasattr(self.model, "with_s"):
+            return self.model.with_s(self._s).clone().fit(X, y, **kwargs)
+        return self.model.clone().fit(X, y, **kwargs)
+
+    def _context(self, round_: int) -> dict[str, Any]:
+        X_l, y_l = self.pool.labeled_data()
+        ctx: dict[str, Any] = {"X_labeled": X_l, "y_labeled": y_l, "rng": _rng(self.seed, round_, 1)}
+        if "validation" in self.strategy.needs:
+            X_val, y_val, _ = self._validation()
+            if X_val is None:
+                raise ValueError(
+                    f"strategy {self.strategy.name!r} needs a validation split: set "
+                    "data.validation_size in the config or label more items first"
+                )
+            ctx.update(X_val=X_val, y_val=y_val)
+        return {**ctx, **self.strategy_params}
+
+    def _check_answers(self, answers: Sequence[Answer], asked: set[str]) -> tuple[list[Answer], list[str]]:
+        good, bad = [], []
+        for a in answers:
+            if a.item_id not in asked:
+                bad.append(f"item {a.item_id!r} was not asked this round")
+            elif a.kind == "label" and self.classes is not None and a.label not in set(self.classes.tolist()):
+                bad.append(f"item {a.item_id!r}: label {a.label!r} is not one of {self.classes.tolist()!r}")
+            elif a.kind == "label" and self.task == "regression" and not np.isfinite(np.float64(a.label)):
+                bad.append(f"item {a.item_id!r}: label {a.label!r} is not a finite number")
+            else:
+                good.append(a)
+        return good, bad
+
+    def _stop_reason(self, round_: int, curve: list[dict[str, Any]]) -> str | None:
+        n_labeled = int(self.pool.labeled.sum())
+        if self.max_rounds is not None and round_ > self.max_rounds:
+            return "max_rounds"
+        if self.budget is not None and n_labeled >= self.budget:
+            return "budget"
+        if not len(self.pool.unlabeled_indices()):
+            return "pool_exhausted"
+        if self.target is not None and curve:
+            name, value = self.target
+            last = curve[-1].get(name)
+            if last is not None:
+                reached = last <= value if name in LOWER_IS_BETTER else last >= value
+                if reached:
+                    return "target"
+        if self.stabilize is not None:
+            patience, tol = self.stabilize
+            changed = [row.get("changed") for row in curve[-patience:]]
+            if len(changed) == patience and all(c is not None and c <= tol for c in changed):
+                return "stable"
+        return None
+
+    # ----------------------------------------------------------------- the loop
+    def run(self, resume: bool = False) -> LoopResult:
+        """Run rounds until a stop rule fires; ``resume=True`` continues a stored run."""
+        store = self.store
+        done = store.completed_rounds()
+        if not resume and len(store):
+            raise StoreNotEmptyError(
+                f"label store {store.path} already holds {len(store)} answers; continue it with "
+                "resume (alloop run CONFIG --resume) or choose a new store path"
+            )
+        fingerprint = {"seed": self.seed, "strategy": self.strategy.name, "pool": len(self.pool)}
+        stored = store.get_meta("fingerprint")
+        if resume and stored is not None and stored != fingerprint:
+            raise ValueError(
+                f"cannot resume: the store was written by {stored!r}, this run is {fingerprint!r}"
+            )
+        store.set_meta("fingerprint", fingerprint)
+        run_id = self.tracker.start(
+            self.run_name, self.params, store.get_meta("run_id") if resume else None
+        )
+        if run_id is not None:
+            store.set_meta("run_id", run_id)
+
+        last = max(done) if done else -1
+        labels = store.current_labels(max_round=last)
+        if labels:
+            self.pool.add_labels(labels.keys(), labels.values())
+        curve = [{"round": r, "labels": d["n_labeled"], **d["metrics"]} for r, d in sorted(done.items())]
+        logged = self.tracker.logged_rounds()
+        for r in sorted(set(done) - logged):  # finished in the store, not in the tracker
+            self.tracker.log_round(RoundReport(r, done[r]["n_labeled"], done[r]["metrics"], self._queries_frame(r)))
+        if curve and "s" in curve[-1]:
+            self._s = curve[-1]["s"]
+        model = self._fit() if last >= 0 else None
+        previous = model.predict(self._eval_features()) if model is not None else None
+
+        round_ = last + 1
+        stop = None
+        from rich.progress import Progress
+
+        total = (self.max_rounds + 1) if self.max_rounds is not None else None
+        with Progress(disable=not self.progress, transient=True) as bar:
+            task = bar.add_task(f"{self.run_name}", total=total, completed=round_)
+            while True:
+                stop = self._stop_reason(round_, curve) if round_ > 0 else None
+                if stop:
+                    break
+                row, model, previous = self._round(round_, model, previous)
+                curve.append(row)
+                bar.update(task, advance=1, description=f"{self.run_name} {self.metric}="
+                           f"{row.get(self.metric, float('nan')):.3f}")
+                round_ += 1
+        frame = pd.DataFrame(curve)
+        self.tracker.finish(frame, self.metric, model)
+        return LoopResult(frame, model, self.pool, stop, run_id, curve)
+
+    def _queries_frame(self, round_: int) -> pd.DataFrame:
+        requested = self.store.requests(round_)
+        answers = {a.item_id: a for a in self.store.answers(round=round_)}
+        return pd.DataFrame(
+            [
+                {
+                    "item_id": item,
+                    "score": score,
+                    "label": answers[item].label if item in answers else None,
+                    "kind": answers[item].kind if item in answers else "unanswered",
+                    "annotator": answers[item].annotator if item in answers else None,
+                }
+                for item, score in requested
+            ],
+            columns=["item_id", "score", "label", "kind", "annotator"],
+        )
+
+    def _select(self, round_: int, model: Any) -> tuple[list[str], list[float | None], dict[str, float]]:
+        timing: dict[str, float] = {}
+        pool = self.pool
+        if round_ == 0:
+            if isinstance(self.initial, int | np.integer):
+                order = _rng(self.seed, 0, 0).permutation(len(pool))[: int(self.initial)]
+                ids = pool.ids[np.sort(order)].tolist()
+            else:
+                ids = [str(i) for i in self.initial]
+            return ids, [None] * len(ids), timing
+        unlabeled = pool.unlabeled_indices()
+        k = min(self.batch_size, len(unlabeled))
+        if self.budget is not None:
+            k = min(k, self.budget - int(pool.labeled.sum()))
+        X_unl = pool.features(unlabeled)
+        t0 = time.perf_counter()
+        scores = self.strategy.score(model, X_unl, **self._context(round_))
+        timing["score_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        chosen = select_batch(
+            scores, k, self.batch_rule, X_pool=X_unl, X_labeled=pool.labeled_data()[0],
+            rng=_rng(self.seed, round_, 2),
+        )
+        timing["select_seconds"] = time.perf_counter() - t0
+        return pool.ids[unlabeled[chosen]].tolist(), scores[chosen].tolist(), timing
+
+    def _round(self, round_: int, model: Any, previous: Any) -> tuple[dict[str, Any], Any, Any]:
+        store, pool = self.store, self.pool
+        ids, scores, timing = self._select(round_, model)
+        store.record_requests(round_, ids, scores)
+        # Answers a crashed run already received for this round are used, not asked again.
+        have = {a.item_id for a in store.answers(round=round_)}
+        positions = pool.index_of(ids)
+        prediction = model.predict(pool.features(positions)) if model is not None else [None] * len(ids)
+        queries = [
+            Query(i, x=pool.features(np.array([p])), raw=None if pool.raw is None else pool.raw[p],
+                  score=s, prediction=pred, round=round_)
+            for i, p, s, pred in zip(ids, positions, scores, prediction, strict=True)
+            if i not in have
+        ]
+        t0 = time.perf_counter()
+        answers = self.oracle.request(queries) if queries else []
+        timing["oracle_seconds"] = time.perf_counter() - t0
+        good, bad = self._check_answers(answers, {q.item_id for q in queries})
+        for answer in good:
+            store.append(answer, round_)
+        new = {a.item_id: a.label for a in store.answers(round=round_, kind="label")}
+        if new:
+            pool.add_labels(new.keys(), new.values())
+        if bad:
+            raise InvalidAnswerError(
+                "the oracle gave answers that were not stored (the valid ones were): " + "; ".join(bad)
+            )
+        if self.task == "classification" and not pool.labeled.any():
+            raise RuntimeError("no labels yet: the oracle answered none of the initial queries")
+        t0 = time.perf_counter()
+        model = self._fit()
+        timing["fit_seconds"] = time.perf_counter() - t0
+        n_labeled = int(pool.labeled.sum())
+        metrics: dict[str, float] = {}
+        if self.X_test is not None:
+            metrics.update(evaluate(model, self.X_test, self.y_test, self.classes))
+        current = model.predict(self._eval_features())
+        if previous is not None:
+            metrics["changed"] = float(np.mean(np.asarray(current) != np.asarray(previous)))
+        if getattr(model, "s", None) is not None:
+            metrics["s"] = float(model.s)
+        metrics.update(timing)
+        metrics["answered"] = float(sum(a.kind == "label" for a in store.answers(round=round_)))
+        store.complete_round(round_, n_labeled, metrics)
+        self.tracker.log_round(RoundReport(round_, n_labeled, metrics, self._queries_frame(round_)))
+        return {"round": round_, "labels": n_labeled, **metrics}, model, current
