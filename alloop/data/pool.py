@@ -25,7 +25,8 @@ def validate_features(X: Any, name: str = "X") -> Any:
             )
         X = X.to_numpy(dtype=np.float64)
     elif isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
+        X = X.detach().cpu()
+        X = X.to_dense().numpy() if X.layout != torch.strided else X.numpy()
     if sp.issparse(X):
         X = sp.csr_matrix(X, dtype=np.float64)
         data = X.data
@@ -92,12 +93,20 @@ class Pool:
         n = self.X.shape[0]
         if n == 0:
             raise ValueError("the pool is empty: it needs at least one item")
+        if isinstance(ids, str):
+            raise TypeError("ids must be a sequence of ids, not one string")
         self.ids = np.asarray([str(i) for i in (range(n) if ids is None else ids)], dtype=object)
         if len(self.ids) != n:
             raise ValueError(f"X has {n} rows but {len(self.ids)} ids were given")
         if len(set(self.ids.tolist())) != n:
             raise ValueError("item ids must be unique")
         self._position = {item: i for i, item in enumerate(self.ids)}
+        if raw is not None and len(raw) != n:
+            raise ValueError(f"X has {n} rows but raw has {len(raw)} items")
+        if feature_names is not None and len(feature_names) != self.X.shape[1]:
+            raise ValueError(
+                f"X has {self.X.shape[1]} columns but {len(feature_names)} feature names were given"
+            )
         self.raw = raw
         self.feature_names = list(feature_names) if feature_names is not None else None
         self.labeled = np.zeros(n, dtype=bool)

@@ -127,21 +127,29 @@ class GLM(DifferentiableModel):
         Xd = self.design(X)
         return (Xd.unsqueeze(2) * r.unsqueeze(1)).reshape(Xd.shape[0], -1)
 
-    def loss_hessian(self, theta: torch.Tensor, X: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Σ_i w_i ∇²_θ ℓ(z_i; θ) = Σ_i w_i (x̃_i x̃_iᵀ) ⊗ Λ_i, shape (p, p)."""
-        Lam = lk.output_hessian(self.likelihood, self.output(theta, X), self.sigma2)
-        if weights is not None:
-            Lam = Lam * weights.view(-1, 1, 1)
+    def loss_hessian(
+        self, theta: torch.Tensor, X: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Σ_i w_i ∇²_θ ℓ(z_i; θ) = Σ_i w_i (x̃_i x̃_iᵀ) ⊗ Λ_i, shape (p, p).
+
+        For the softmax, Λ_i = diag(p_i) − p_i p_iᵀ, so H = Σ_k X̃ᵀ diag(p_k) X̃ (class-diagonal
+        blocks) − AᵀA with rows a_i = x̃_i ⊗ p_i: K + 1 matrix products, no (n, K, K) tensor.
+        """
+        f = self.output(theta, X)
         Xd = self.design(X)
-        k = Lam.shape[1]
-        H = torch.empty(Xd.shape[1], k, Xd.shape[1], k, dtype=DTYPE)
-        for a in range(k):  # K² small (d+1)×(d+1) products: cheaper than one 5-index einsum
-            for b in range(a, k):
-                block = Xd.T @ (Lam[:, a, b].unsqueeze(1) * Xd)
-                H[:, a, :, b] = block
-                H[:, b, :, a] = block
-        p = Xd.shape[1] * k
-        return H.reshape(p, p)
+        n, d1 = Xd.shape
+        w = torch.ones(n, dtype=DTYPE) if weights is None else weights
+        if self.likelihood != "categorical":
+            lam = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0] * w
+            return Xd.T @ (lam.unsqueeze(1) * Xd)
+        prob = torch.softmax(f, dim=1)
+        k = prob.shape[1]
+        A = (Xd.unsqueeze(2) * prob.unsqueeze(1)).reshape(n, d1 * k)
+        H = -(A.T @ (w.unsqueeze(1) * A))
+        blocks = H.view(d1, k, d1, k)
+        for c in range(k):
+            blocks[:, c, :, c] += Xd.T @ ((w * prob[:, c]).unsqueeze(1) * Xd)
+        return H
 
     def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor:
         """∇²_θ F(θ; s) on (X, ·): the loss Hessian plus e^s·∇²C for the default C."""

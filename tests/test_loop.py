@@ -1,0 +1,166 @@
+"""The loop through the Python API: rounds, stops, determinism, bad input."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_digits
+
+from alloop import ActiveLoop, LabelStore, Pool
+from alloop.loop import InvalidAnswerError, StoreNotEmptyError
+from alloop.models import LinearGLM, SoftmaxGLM
+from oracles import Answer, SimulatedOracle
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    return X[:400], y[:400], X[400:700], y[400:700]
+
+
+def make_loop(digits, strategy="random", store=None, oracle=None, **kw):
+    X, y, Xt, yt = digits
+    pool = Pool(X)
+    oracle = oracle or SimulatedOracle(dict(zip(pool.ids, y)))
+    defaults = dict(X_test=Xt, y_test=yt, classes=range(10), initial=20, batch_size=10,
+                    max_rounds=3, progress=False, store=store)
+    return ActiveLoop(pool, SoftmaxGLM(), strategy, oracle, **{**defaults, **kw})
+
+
+def test_rounds_store_every_label_and_report_a_curve(digits):
+    store = LabelStore(":memory:")
+    result = make_loop(digits, store=store).run()
+    assert result.curve["labels"].tolist() == [20, 30, 40, 50]
+    assert result.stop_reason == "max_rounds"
+    assert len(store.current_labels()) == 50
+    assert sorted(store.completed_rounds()) == [0, 1, 2, 3]
+    # labels in the store are the oracle's answers for exactly the labeled pool items
+    pool = result.pool
+    X, y, _, _ = digits
+    for item, label in store.current_labels().items():
+        assert label == y[int(item)]
+    assert pool.labeled.sum() == 50
+    assert {"accuracy", "macro_f1", "log_loss", "fit_seconds", "score_seconds"} <= set(result.curve)
+
+
+def test_same_seed_same_curve_and_other_seed_differs(digits):
+    a = make_loop(digits, seed=3).run().curve
+    b = make_loop(digits, seed=3).run().curve
+    c = make_loop(digits, seed=4).run().curve
+    cols = ["labels", "accuracy", "log_loss"]
+    assert a[cols].equals(b[cols])
+    assert not a["log_loss"].equals(c["log_loss"])
+
+
+def test_budget_and_target_stop_rules(digits):
+    result = make_loop(digits, budget=35, max_rounds=None).run()
+    assert result.curve["labels"].tolist() == [20, 30, 35]
+    assert result.stop_reason == "budget"
+    result = make_loop(digits, target=("accuracy", 0.0), max_rounds=None).run()
+    assert result.stop_reason == "target" and len(result.curve) == 1
+
+
+def test_stabilizing_predictions_stop(digits):
+    result = make_loop(digits, stabilize=(1, 1.0), max_rounds=None).run()
+    assert result.stop_reason == "stable" and len(result.curve) == 2
+
+
+def test_pool_exhausted_stops(digits):
+    X, y, Xt, yt = digits
+    pool = Pool(X[:25])
+    loop = ActiveLoop(pool, SoftmaxGLM(), "random", SimulatedOracle(dict(zip(pool.ids, y[:25]))),
+                      X_test=Xt, y_test=yt, classes=range(10), initial=20, batch_size=10,
+                      max_rounds=None, progress=False)
+    result = loop.run()
+    assert result.curve["labels"].tolist() == [20, 25] and result.stop_reason == "pool_exhausted"
+
+
+def test_regression_loop(digits):
+    X, y = load_diabetes(return_X_y=True)
+    pool = Pool(X[:300])
+    loop = ActiveLoop(pool, LinearGLM(), "random", SimulatedOracle(dict(zip(pool.ids, y[:300]))),
+                      X_test=X[300:], y_test=y[300:], initial=10, batch_size=5, max_rounds=2,
+                      progress=False)
+    curve = loop.run().curve
+    assert {"rmse", "mae", "r2"} <= set(curve) and curve["labels"].tolist() == [10, 15, 20]
+
+
+class PartialOracle:
+    """Answers every other query (people skip items)."""
+
+    def __init__(self, truth):
+        self.truth = truth
+
+    def request(self, queries):
+        return [Answer(q.item_id, self.truth[q.item_id]) for q in queries[::2]]
+
+
+def test_partial_answers_are_fine(digits):
+    X, y, _, _ = digits
+    loop = make_loop(digits, oracle=PartialOracle(dict(zip(map(str, range(400)), y))))
+    result = loop.run()
+    assert result.curve["labels"].tolist() == [10, 15, 20, 25]
+
+
+# ----------------------------------------------------------------- bad input
+class UnknownLabelOracle(SimulatedOracle):
+    def request(self, queries):
+        answers = super().request(queries)
+        return answers[:-1] + [Answer(answers[-1].item_id, "eleven")]
+
+
+def test_label_outside_classes_is_refused_and_store_is_intact(digits, tmp_path):
+    X, y, _, _ = digits
+    store = LabelStore(tmp_path / "s.sqlite")
+    oracle = UnknownLabelOracle(dict(zip(map(str, range(400)), y)))
+    with pytest.raises(InvalidAnswerError, match=r"label 'eleven' is not one of \[0, 1"):
+        make_loop(digits, store=store, oracle=oracle).run()
+    assert len(store.current_labels()) == 19  # the 19 valid answers were kept
+    assert all(a.label != "eleven" for a in store.answers())
+
+
+def test_batch_larger_than_pool(digits):
+    with pytest.raises(ValueError, match="batch_size = 500 is larger than the pool"):
+        make_loop(digits, batch_size=500)
+
+
+def test_empty_pool():
+    with pytest.raises(ValueError, match="pool is empty"):
+        Pool(np.empty((0, 3)))
+
+
+def test_nan_features_are_named():
+    X = np.ones((5, 3))
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[2\], columns \[1\]"):
+        Pool(X)
+
+
+def test_X_y_length_mismatch(digits):
+    X, y, Xt, yt = digits
+    with pytest.raises(ValueError, match="X_test has 300 rows but y_test has 299"):
+        make_loop(digits, y_test=yt[:-1])
+    with pytest.raises(ValueError, match="X has 5 rows but y has 4"):
+        SoftmaxGLM().fit(X[:5], y[:4])
+
+
+def test_unknown_strategy_lists_valid_names(digits):
+    with pytest.raises(KeyError, match="valid names: .*random"):
+        make_loop(digits, strategy="no-such-strategy")
+
+
+def test_fresh_run_on_used_store_is_refused(digits, tmp_path):
+    store = LabelStore(tmp_path / "s.sqlite")
+    make_loop(digits, store=store, max_rounds=1).run()
+    before = store.answers()
+    with pytest.raises(StoreNotEmptyError, match="--resume"):
+        make_loop(digits, store=store, max_rounds=1).run()
+    assert store.answers() == before
+
+
+def test_resume_in_process_continues_after_last_round(digits, tmp_path):
+    full = make_loop(digits, max_rounds=4).run().curve
+    store = LabelStore(tmp_path / "s.sqlite")
+    make_loop(digits, store=store, max_rounds=2).run()
+    resumed = make_loop(digits, store=store, max_rounds=4).run(resume=True).curve
+    cols = ["labels", "accuracy", "log_loss"]
+    assert resumed[cols].equals(full[cols])
