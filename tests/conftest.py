@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-# Tests run on the CPU, single-threaded per worker, so figures do not depend on the machine.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests run on the CPU with one thread per worker: small GLM fits are far slower when two
+# threads contend for a shared core, and pytest-xdist already uses every core.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from alloop.models.base import DifferentiableModel, Model, NotDifferentiableError
 from alloop.models.glm import GLM, LinearGLM, LogisticGLM, SoftmaxGLM
+from alloop.models.sklearn_adapter import SklearnModel, as_model, from_sklearn
 
 __all__ = [
     "GLM",
@@ -10,5 +11,8 @@ __all__ = [
     "LogisticGLM",
     "Model",
     "NotDifferentiableError",
+    "SklearnModel",
     "SoftmaxGLM",
+    "as_model",
+    "from_sklearn",
 ]

@@ -1,0 +1,61 @@
+"""Uncertainty sampling: least confident, smallest margin, largest predictive entropy.
+
+The scores come from modAL's own functions, which need nothing of the model but
+``predict_proba``; any alloop classifier (or a scikit-learn classifier wrapped as one) works.
+For predictive probabilities p(c | x):
+
+* least confident: ``1 − max_c p(c | x)``;
+* margin: ``−(p₁ − p₂)``, the two largest probabilities (negated so that higher = ask first);
+* entropy: ``−Σ_c p(c | x) log p(c | x)`` (natural log).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from modAL.uncertainty import classifier_entropy, classifier_margin, classifier_uncertainty
+
+from strategies.registry import strategy
+
+_NEEDS = ("classification", "proba")
+
+
+def least_confident(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
+    """``1 − max_c p(c | x)`` for every pool row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Fixed:
+    ...     def predict_proba(self, X):
+    ...         return np.array([[0.9, 0.1], [0.5, 0.5]])
+    >>> least_confident(Fixed(), np.zeros((2, 1))).round(3).tolist()
+    [0.1, 0.5]
+    """
+    return np.asarray(classifier_uncertainty(model, X_pool), dtype=np.float64)
+
+
+def negative_margin(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
+    """``−(p₁ − p₂)``, minus the gap between the two most probable classes."""
+    return -np.asarray(classifier_margin(model, X_pool), dtype=np.float64)
+
+
+def predictive_entropy(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
+    """``−Σ_c p(c | x) log p(c | x)`` in nats."""
+    return np.asarray(classifier_entropy(model, X_pool), dtype=np.float64)
+
+
+LEAST_CONFIDENT = strategy(
+    "least-confident", "Least confident prediction: 1 − max_c p(c|x) (modAL).", needs=_NEEDS
+)(least_confident)
+UNCERTAINTY = strategy(
+    "uncertainty", "Alias of 'least-confident': 1 − max_c p(c|x) (modAL).", needs=_NEEDS
+)(least_confident)
+MARGIN = strategy(
+    "margin", "Smallest margin between the two most probable classes, −(p₁ − p₂) (modAL).",
+    needs=_NEEDS,
+)(negative_margin)
+ENTROPY = strategy(
+    "entropy", "Largest predictive entropy −Σ_c p log p (modAL).", needs=_NEEDS
+)(predictive_entropy)
