@@ -25,6 +25,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Keep a local SQLite store's artifacts beside its file (``mlartifacts/``), not in the cwd."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    return (db.parent.resolve() / "mlartifacts" / experiment).as_uri()
+
+
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config → flat ``a.b.c`` keys with string values (MLflow params)."""
     out: dict[str, str] = {}
@@ -56,9 +64,12 @@ class MlflowTracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is not None and found.lifecycle_stage == "deleted":
             self.client.restore_experiment(found.experiment_id)
-        self.experiment_id = (
-            found.experiment_id if found is not None else self.client.create_experiment(experiment)
-        )
+        if found is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=_artifact_location(self.tracking_uri, experiment)
+            )
+        else:
+            self.experiment_id = found.experiment_id
         self.experiment = experiment
         self.run_id: str | None = None
 

@@ -1,0 +1,96 @@
+"""The ``alloop`` command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Active-learning loops with regularity-tangent and influence-based queries.",
+)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML experiment config")],
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue after the last completed round")] = False,
+    seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run the active-learning loop a config describes, one MLflow nested run per round."""
+    from alloop.config import ConfigError, load_config
+    from alloop.experiment import run_experiment
+    from alloop.loop import StoreNotEmptyError
+
+    try:
+        cfg = load_config(config, seed=seed)
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        result = run_experiment(cfg, resume=resume, tracking_uri=tracking_uri, progress=progress)
+    except (StoreNotEmptyError, ValueError, KeyError, FileNotFoundError) as exc:
+        _fail(str(exc).strip("'\""))
+    table = Table(title=f"{cfg.name}: {cfg.strategy.name}, seed {cfg.seed} (stopped: {result.stop_reason})")
+    metric_cols = [c for c in ("accuracy", "macro_f1", "log_loss", "rmse", "mae", "r2") if c in result.curve]
+    for col in ["round", "labels", *metric_cols]:
+        table.add_column(col, justify="right")
+    for _, row in result.curve.iterrows():
+        table.add_row(str(int(row["round"])), str(int(row["labels"])), *[f"{row[c]:.4f}" for c in metric_cols])
+    Console().print(table)
+    if result.run_id:
+        Console().print(f"MLflow parent run: {result.run_id}  (browse with: alloop ui)")
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """List the registered query strategies."""
+    import strategies
+
+    table = Table(title="query strategies")
+    table.add_column("name")
+    table.add_column("needs")
+    table.add_column("description")
+    for name, description in strategies.available().items():
+        table.add_row(name, ", ".join(strategies.get(name).needs) or "-", description)
+    Console().print(table)
+
+
+@app.command()
+def ui(
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow store to browse")] = None,
+    port: Annotated[int, typer.Option(help="port to serve on")] = 5000,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the local store (sqlite:///mlflow.db by default)."""
+    from alloop.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    console.print(f"serving {uri} at http://{host}:{port}")
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,169 @@
+"""Build a loop from a validated config and run it: what ``alloop run`` does."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alloop.config import ExperimentConfig
+from alloop.data.pool import Pool
+from alloop.loop import ActiveLoop, LoopResult
+from alloop.store.label_store import LabelStore
+
+
+@dataclass
+class Prepared:
+    """The pieces a config describes, ready for :class:`ActiveLoop`."""
+
+    pool: Pool
+    truth: dict[str, Any]
+    X_test: Any
+    y_test: np.ndarray
+    X_val: Any
+    y_val: Any
+    classes: list[Any] | None
+    task: str
+
+
+def _standardize(train: Any, *others: Any) -> list[Any]:
+    if hasattr(train, "toarray"):  # sparse: keep sparsity, scale by max |x|
+        from sklearn.preprocessing import MaxAbsScaler
+
+        scaler = MaxAbsScaler().fit(train)
+    else:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(train)
+    return [scaler.transform(x) if x is not None else None for x in (train, *others)]
+
+
+def prepare_data(config: ExperimentConfig) -> Prepared:
+    """Load, split and scale the data set; the training split becomes the pool."""
+    from alloop.data.sources import load_dataset
+    from alloop.data.splits import split_dataset
+
+    d = config.data
+    ds = load_dataset(
+        d.source, target=d.target, task=d.task, text_column=d.text_column,
+        vectorizer=d.vectorizer, id_column=d.id_column,
+    )
+    if d.max_items is not None and d.max_items < len(ds.y):
+        keep = np.sort(np.random.default_rng(config.seed).permutation(len(ds.y))[: d.max_items])
+        ds = ds.subset(keep)
+    splits = split_dataset(ds, test=d.test_size, validation=d.validation_size, seed=config.seed)
+    train, val, test = splits.train, splits.validation, splits.test
+    X_tr, X_te, X_va = train.X, test.X, None if val is None else val.X
+    if d.standardize:
+        X_tr, X_te, X_va = _standardize(X_tr, X_te, X_va)
+    pool = Pool(X_tr, ids=train.ids, raw=train.raw, feature_names=train.feature_names)
+    return Prepared(
+        pool=pool,
+        truth=dict(zip(pool.ids.tolist(), train.y.tolist(), strict=True)),
+        X_test=X_te,
+        y_test=test.y,
+        X_val=X_va,
+        y_val=None if val is None else val.y,
+        classes=None if ds.classes is None else ds.classes.tolist(),
+        task=ds.task,
+    )
+
+
+def build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> Any:
+    """The model template a config asks for."""
+    m = config.model
+    s = m.log_lambda()
+    if m.kind == "logistic":
+        if task != "classification":
+            raise ValueError("model.kind 'logistic' needs a classification task; use 'linear'")
+        from alloop.models import LogisticGLM, SoftmaxGLM
+
+        return (LogisticGLM if n_classes == 2 else SoftmaxGLM)(s=s, **m.params)
+    if m.kind == "linear":
+        if task != "regression":
+            raise ValueError("model.kind 'linear' is for regression; use 'logistic'")
+        from alloop.models import LinearGLM
+
+        return LinearGLM(s=s, **{"sigma2": None, **m.params})
+    if m.kind == "mlp":
+        from alloop.models.mlp import MLP
+
+        likelihood = (
+            "gaussian" if task == "regression" else "bernoulli" if n_classes == 2 else "categorical"
+        )
+        return MLP(
+            hidden=tuple(m.hidden), likelihood=likelihood, s=s, epochs=m.epochs, lr=m.lr,
+            batch_size=m.batch_size, optimizer=m.optimizer, seed=config.seed, **m.params,
+        )
+    assert m.estimator is not None
+    if not m.estimator.startswith("sklearn."):
+        raise ValueError(
+            f"model.estimator {m.estimator!r}: only scikit-learn classes (sklearn.*) can be "
+            "named in a config; build other models in Python"
+        )
+    module, _, name = m.estimator.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ValueError(f"model.estimator {m.estimator!r} does not exist") from None
+    from alloop.models.sklearn_adapter import SklearnModel
+
+    return SklearnModel(cls(**m.params))
+
+
+def build_loop(
+    config: ExperimentConfig,
+    *,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    track: bool = True,
+) -> ActiveLoop:
+    """Everything ``alloop run`` builds before the first round."""
+    from oracles import SimulatedOracle
+
+    data = prepare_data(config)
+    model = build_model(config, data.task, None if data.classes is None else len(data.classes))
+    oracle = SimulatedOracle(
+        data.truth, noise=config.oracle.noise, confusion=config.oracle.confusion,
+        classes=data.classes, cost=config.oracle.cost, seed=config.seed,
+    )
+    tracker = None
+    if track:
+        from alloop.tracking import MlflowTracker
+
+        tracker = MlflowTracker(config.tracking.experiment or config.name, tracking_uri or config.tracking.uri)
+    regularity = None
+    if config.model.auto_regularity:
+        from alloop.regularity import loop_hook
+
+        regularity = loop_hook
+    lp = config.loop
+    return ActiveLoop(
+        data.pool, model, config.strategy.name, oracle,
+        X_test=data.X_test, y_test=data.y_test, X_val=data.X_val, y_val=data.y_val,
+        classes=data.classes, initial=lp.initial, batch_size=lp.batch_size, max_rounds=lp.rounds,
+        budget=lp.budget,
+        target=None if lp.target is None else (lp.target.metric, lp.target.value),
+        stabilize=None if lp.stabilize is None else (lp.stabilize.patience, lp.stabilize.tol),
+        batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
+        regularity=regularity, store=LabelStore(config.store_path()), tracker=tracker,
+        seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
+        params=config.model_dump(mode="json"),
+    )
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    resume: bool = False,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+) -> LoopResult:
+    """Run (or resume) the loop a config describes, tracked in MLflow."""
+    loop = build_loop(config, tracking_uri=tracking_uri, progress=progress)
+    try:
+        return loop.run(resume=resume)
+    finally:
+        loop.store.close()
