@@ -1,0 +1,49 @@
+"""Regularity-tangent query heuristics (SLD, STI, SSI) and automatic regularity.
+
+* :mod:`~alloop.regularity.heuristics` — closed forms over the model output and its JVPs.
+* :mod:`~alloop.regularity.scores` — the scores of many rows for a fitted model.
+* :mod:`~alloop.regularity.hypergradient` — V(s), V'(s) = g_V·θ̇, V''(s) and
+  :func:`select_regularity`, which chooses s = log λ on a validation split.
+
+The definitions are the project's own (docs/math.md §4).
+"""
+
+from alloop.regularity.hypergradient import (
+    RegularitySelection,
+    hypergradient,
+    hypergradient_curvature,
+    refit,
+    select_regularity,
+    validation_gradient,
+    validation_hvp,
+    validation_loss,
+)
+from alloop.regularity.scores import (
+    SSIDirections,
+    regularity_loss_derivative,
+    s_influence_scores,
+    sld_scores,
+    ssi_directions,
+    ssi_scores,
+    sti_direction,
+    sti_scores,
+)
+
+__all__ = [
+    "RegularitySelection",
+    "SSIDirections",
+    "hypergradient",
+    "hypergradient_curvature",
+    "refit",
+    "regularity_loss_derivative",
+    "s_influence_scores",
+    "select_regularity",
+    "sld_scores",
+    "ssi_directions",
+    "ssi_scores",
+    "sti_direction",
+    "sti_scores",
+    "validation_gradient",
+    "validation_hvp",
+    "validation_loss",
+]

@@ -1,0 +1,507 @@
+"""SLD, STI and SSI scores of many rows for a fitted model, in row batches.
+
+Each heuristic needs a few parameter-space vectors per fit (never per candidate), then one
+forward JVP of the model output per vector and row batch, fed to the closed forms of
+:mod:`alloop.regularity.heuristics`:
+
+* SLD — per fit: θ̇ = −H⁻¹ρ (the tangent). Per row batch: one JVP along θ̇.
+* STI — per fit: θ̇ and q = H⁻¹θ̂ (one extra solve). Per row batch: one JVP along q.
+* SSI — per fit: θ̇; u = H⁻¹g_V; a = H⁻¹H_Vθ̇; b = e^s H⁻¹∇²C u; e = H⁻¹∇_θ(uᵀHθ̇)
+  (the third-order term, see :func:`ssi_directions`); V''(s) from two refits.
+  Per row batch: JVPs along d = b − a + e, u and θ̇.
+
+Without labels (``y=None``) every score is the expectation over y ~ p(y | x; θ*), the default
+for pool queries; with labels it is the value at the observed y. The definitions are the
+project's own (docs/math.md §4).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from alloop.linalg import SOLVERS, solve
+from alloop.models.base import DifferentiableModel
+from alloop.models.glm import GLM
+from alloop.models.tensors import as_features, rows
+from alloop.regularity import heuristics as hx
+from alloop.regularity.hypergradient import (
+    _curvature,
+    _hvp,
+    _hypergradient,
+    _value,
+    check_differentiable,
+    tangent_options,
+    validation_tensors,
+)
+from alloop.tangent import regularity_tangent
+
+__all__ = [
+    "SSIDirections",
+    "regularity_loss_derivative",
+    "s_influence_scores",
+    "sld_scores",
+    "ssi_directions",
+    "ssi_scores",
+    "sti_direction",
+    "sti_scores",
+]
+
+#: rows per output-JVP batch: a 100 000 × 64 pool is 13 matrix products per direction.
+BATCH_SIZE = 8192
+
+
+# --------------------------------------------------------------------------- plumbing
+def _solve_method(tangent_method: str, solve_method: str | None) -> str:
+    """The linear solver for q, u, a, b: the tangent's own if it is one, else CG."""
+    if solve_method is not None:
+        return solve_method
+    return tangent_method if tangent_method in SOLVERS else "cg"
+
+
+def _finite(x: torch.Tensor, what: str, model: DifferentiableModel) -> torch.Tensor:
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(
+            f"{what} of {model!r} is not finite: the Hessian is (nearly) singular at "
+            f"λ = e^s = {model.lam:.3g}. Use a larger s, or pass damping > 0."
+        )
+    return x
+
+
+def _tangent(model: DifferentiableModel, tangent_method: str, damping: float) -> torch.Tensor:
+    theta_dot = regularity_tangent(model, tangent_method, **tangent_options(damping))
+    return _finite(theta_dot.detach(), "the regularity tangent θ̇", model)
+
+
+def _labels(model: DifferentiableModel, y: Any, n: int) -> torch.Tensor | None:
+    if y is None:
+        return None
+    y = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if len(y) != n:
+        raise ValueError(f"got {len(y)} labels for {n} rows")
+    return model.encode_y(y)
+
+
+def _batches(X: torch.Tensor, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+    if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    n = X.shape[0]
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        block = rows(X, np.arange(start, stop)) if X.is_sparse else X[start:stop]
+        yield slice(start, stop), block
+
+
+def _jvps(
+    model: DifferentiableModel, X: torch.Tensor, directions: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(f, [ḟ_v for v in directions]) on a row batch."""
+    theta = model.theta_
+    fdots = []
+    f = None
+    for v in directions:
+        out, fdot = model.output_jvp(theta, X, v)
+        f = out.detach() if f is None else f
+        fdots.append(fdot.detach())
+    return f, fdots
+
+
+def _score_rows(model, X, y, directions, batch_size, closed_form) -> np.ndarray:
+    """Apply ``closed_form(f, fdots, y_batch)`` over row batches of X; one float per row."""
+    Xt = as_features(X)
+    yt = _labels(model, y, Xt.shape[0])
+    out = np.empty(Xt.shape[0], dtype=np.float64)
+    for index, block in _batches(Xt, batch_size):
+        f, fdots = _jvps(model, block, directions)
+        value = closed_form(f, fdots, None if yt is None else yt[index])
+        out[index] = value.detach().numpy()
+    if not np.all(np.isfinite(out)):
+        raise FloatingPointError(
+            f"{int((~np.isfinite(out)).sum())} scores of {model!r} are not finite: the Hessian "
+            f"is (nearly) singular at λ = e^s = {model.lam:.3g}. Use a larger s, or damping > 0."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- SLD
+def regularity_loss_derivative(
+    model: DifferentiableModel,
+    X: Any,
+    y: Any,
+    *,
+    tangent_method: str = "exact",
+    damping: float = 0.0,
+    tangent: torch.Tensor | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
+    """τ(z) = g(z)·θ̇ = dℓ(z; θ*(s))/ds for labeled rows, shape (n,).
+
+    By the identity of docs/math.md §3 this is also d/dε [e^s C(θ*_ε)]: the change of the
+    complexity term when z is up-weighted by ε. SLD(z) = τ(z)².
+    """
+    model = check_differentiable(model, "the loss derivative τ = g·θ̇")
+    theta_dot = _tangent(model, tangent_method, damping) if tangent is None else tangent
+    if y is None:
+        raise ValueError("τ(z) = g(z)·θ̇ needs labels y; for pool rows use sld_scores(y=None)")
+    lik, s2 = model.likelihood, model.sigma2
+    return _score_rows(
+        model,
+        X,
+        y,
+        [theta_dot],
+        batch_size,
+        lambda f, fd, yb: hx.directional_derivative(lik, f, fd[0], yb, s2),
+    )
+
+
+def sld_scores(
+    model: DifferentiableModel,
+    X: Any,
+    y: Any = None,
+    *,
+    tangent_method: str = "exact",
+    damping: float = 0.0,
+    tangent: torch.Tensor | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
+    """SLD: squared loss derivative (g·θ̇)², or E_y[(g·θ̇)²] when ``y`` is None.
+
+    Parameters
+    ----------
+    model : DifferentiableModel
+        A fitted model.
+    X : array-like, scipy sparse or tensor, shape (n, d)
+    y : array-like, optional
+        Observed labels (labeled variant). Without them (the default for pool queries) the
+        score is the expectation over the model's predictive distribution.
+    tangent_method : str
+        How θ̇ is computed: "exact" (dense Cholesky), "cg", or any method
+        :func:`alloop.tangent.regularity_tangent` knows ("lissa", "sgdf").
+    damping : float
+        Added to H in the solves, for a singular Hessian.
+    tangent : torch.Tensor, optional
+        θ̇ already computed for this fit.
+    batch_size : int
+        Rows per output-JVP batch.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from alloop.models import LogisticGLM
+    >>> rng = np.random.default_rng(0); X = rng.normal(size=(50, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> scores = sld_scores(LogisticGLM(s=0.0).fit(X, y), rng.normal(size=(5, 2)))
+    >>> scores.shape, bool((scores >= 0).all())
+    ((5,), True)
+    """
+    model = check_differentiable(model, "SLD")
+    theta_dot = _tangent(model, tangent_method, damping) if tangent is None else tangent
+    lik, s2 = model.likelihood, model.sigma2
+    return _score_rows(
+        model,
+        X,
+        y,
+        [theta_dot],
+        batch_size,
+        lambda f, fd, yb: hx.squared_directional_derivative(lik, f, fd[0], yb, s2),
+    )
+
+
+# --------------------------------------------------------------------------- STI
+def sti_direction(
+    model: DifferentiableModel,
+    tangent: torch.Tensor,
+    *,
+    solve_method: str = "exact",
+    damping: float = 0.0,
+) -> torch.Tensor:
+    """q = H⁻¹θ̂ with θ̂ = θ̇/‖θ̇‖ (one solve per fit)."""
+    norm = float(tangent.norm())
+    if norm == 0.0:
+        raise ValueError(
+            f"the regularity tangent of {model!r} is zero (θ* does not depend on s, e.g. every "
+            "penalized weight is 0), so STI's direction θ̇/‖θ̇‖ is undefined; use SLD or a "
+            "smaller s"
+        )
+    q = solve(model, tangent / norm, solve_method, damping=damping)
+    return _finite(q.detach(), "STI's direction q = H⁻¹θ̂", model)
+
+
+def sti_scores(
+    model: DifferentiableModel,
+    X: Any,
+    y: Any = None,
+    *,
+    tangent_method: str = "exact",
+    solve_method: str | None = None,
+    damping: float = 0.0,
+    tangent: torch.Tensor | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
+    """STI: squared tangent influence (θ̂·I_θ(z))² = (q·g)², or E_y[(q·g)²] when ``y`` is None.
+
+    It measures how far up-weighting the point moves θ* along the regularity path. Parameters
+    as :func:`sld_scores`; ``solve_method`` ("exact" or "cg") is the solver for q, by default
+    the tangent method when it is one of those, else "cg".
+    """
+    model = check_differentiable(model, "STI")
+    theta_dot = _tangent(model, tangent_method, damping) if tangent is None else tangent
+    q = sti_direction(
+        model, theta_dot, solve_method=_solve_method(tangent_method, solve_method), damping=damping
+    )
+    lik, s2 = model.likelihood, model.sigma2
+    return _score_rows(
+        model,
+        X,
+        y,
+        [q],
+        batch_size,
+        lambda f, fd, yb: hx.squared_directional_derivative(lik, f, fd[0], yb, s2),
+    )
+
+
+# --------------------------------------------------------------------------- SSI
+@dataclass(frozen=True)
+class SSIDirections:
+    """The per-fit quantities of SSI (docs/math.md §4).
+
+    Attributes
+    ----------
+    tangent : torch.Tensor
+        θ̇ = dθ*/ds.
+    u : torch.Tensor
+        H⁻¹g_V.
+    d : torch.Tensor
+        b − a + e with a = H⁻¹H_Vθ̇, b = e^s H⁻¹∇²C u and e = H⁻¹∇_θ(uᵀHθ̇) (e = 0 when
+        the third-order term is off).
+    curvature : float
+        The V''(s) the scores divide by: the central difference, or max(|V''|, floor) when s
+        is at a search bound or V'' is below the floor.
+    raw_curvature : float
+        The central difference of V' itself.
+    value, hypergradient : float
+        V(s) and V'(s) at the model's s.
+    """
+
+    tangent: torch.Tensor
+    u: torch.Tensor
+    d: torch.Tensor
+    curvature: float
+    raw_curvature: float
+    value: float
+    hypergradient: float
+
+
+def ssi_directions(
+    model: DifferentiableModel,
+    X_val: Any,
+    y_val: Any,
+    *,
+    tangent_method: str = "exact",
+    solve_method: str | None = None,
+    damping: float = 0.0,
+    fd_step: float = 1e-3,
+    bounds: tuple[float, float] | None = (-10.0, 10.0),
+    curvature_floor: float | None = None,
+    third_order: bool = True,
+) -> SSIDirections:
+    """θ̇, u, d and V''(s) for SSI: four solves (three without ``third_order``), two refits.
+
+    The model should be fitted at s* = argmin V (what :func:`select_regularity` returns);
+    ds*/dε is the implicit derivative of the stationary point of V at the model's s.
+
+    Up-weighting z by ε changes V'(s) = g_V·θ̇ at first order by
+
+        ∂_ε V' = (b − a + e)·g(z) − c(z),   e = H⁻¹ ∇_θ(uᵀ H(θ) θ̇)
+
+    where e carries the third-derivative term D_θH[I_θ(z)]·θ̇ that docs/math.md §4 drops.
+    That term vanishes for squared loss with a model linear in θ (ridge), but not for
+    logistic or softmax GLMs, where dropping it misranks candidates (Spearman ≈ 0.7 against
+    brute-force ds*/dε on a small logistic problem, against 1.0 with it). It costs one
+    reverse pass through the training loss's Gauss–Newton form and a fourth solve per fit;
+    ``third_order=False`` gives the three-solve approximation of the spec.
+
+    Parameters
+    ----------
+    model : DifferentiableModel
+        Fitted at s*.
+    X_val, y_val
+        The validation split that defines V.
+    tangent_method, solve_method, damping
+        As :func:`sti_scores`.
+    fd_step : float
+        Step h of the central difference V'' ≈ (V'(s+h) − V'(s−h)) / 2h.
+    bounds : (float, float) or None
+        The search interval s* was chosen on. When s sits at one of them, V''(s) is not the
+        curvature of a minimum: a warning is given and max(|V''|, floor) is used.
+    curvature_floor : float, optional
+        Smallest |V''| used; default 1e-6 per validation point. A V'' below it (not a
+        minimum) also warns and is replaced by max(|V''|, floor).
+    third_order : bool
+        Keep the third-derivative term e (exact first order for GLMs); see above.
+    """
+    model = check_differentiable(model, "SSI")
+    Xv, yv = validation_tensors(model, X_val, y_val)
+    method = _solve_method(tangent_method, solve_method)
+    theta_dot = _tangent(model, tangent_method, damping)
+    grad_s, g_val, _ = _hypergradient(model, Xv, yv, tangent_method, damping, theta_dot)
+    h_theta_dot = _hvp(model, Xv, yv, theta_dot)
+    ua = solve(model, torch.stack([g_val, h_theta_dot], dim=1), method, damping=damping)
+    u, a = ua[:, 0], ua[:, 1]
+    theta = model.theta_
+    c_hvp = torch.func.jvp(torch.func.grad(model.complexity), (theta,), (u,))[1].detach()
+    rhs = [model.lam * c_hvp]
+    if third_order:
+        rhs.append(_third_order_gradient(model, u, theta_dot))
+    be = solve(model, torch.stack(rhs, dim=1), method, damping=damping)
+    d = be[:, 0] - a + (be[:, 1] if third_order else 0.0)
+    d = _finite(d.detach(), "SSI's direction d", model)
+    u = _finite(u.detach(), "SSI's direction u = H⁻¹g_V", model)
+
+    raw = _curvature(model, Xv, yv, fd_step, tangent_method, damping)
+    floor = 1e-6 * Xv.shape[0] if curvature_floor is None else float(curvature_floor)
+    curvature = raw
+    at_bound = bounds is not None and any(
+        math.isclose(model.s, bound, rel_tol=0.0, abs_tol=1e-9) for bound in bounds
+    )
+    if at_bound or not raw > floor:
+        reason = (
+            f"s = {model.s:.4g} is at a bound of the search range {tuple(bounds)}"
+            if at_bound
+            else f"V''(s) = {raw:.3g} is not a positive curvature above the floor {floor:.3g}"
+        )
+        curvature = max(abs(raw), floor)
+        warnings.warn(
+            f"SSI: {reason}, so s is not an interior minimum of the validation loss; dividing "
+            f"by max(|V''|, floor) = {curvature:.3g}. Widen the bounds or check the "
+            "validation split.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return SSIDirections(
+        tangent=theta_dot,
+        u=u,
+        d=d,
+        curvature=curvature,
+        raw_curvature=raw,
+        value=_value(model, Xv, yv),
+        hypergradient=grad_s,
+    )
+
+
+def _third_order_gradient(
+    model: DifferentiableModel, u: torch.Tensor, theta_dot: torch.Tensor
+) -> torch.Tensor:
+    """∇_θ (uᵀ H(θ) θ̇) at θ*, H the Hessian of the training objective F.
+
+    For a GLM, uᵀH(θ)θ̇ = Σ_i (J_i u)ᵀ Λ(f_i(θ)) (J_i θ̇) + e^s uᵀ∇²C(θ) θ̇ with J_i constant,
+    so one reverse pass through Λ suffices (and serves sparse X). Other models differentiate
+    the Hessian-vector product itself (reverse over forward over reverse).
+    """
+    theta, X, y = model.theta_, model.X_train_, model.y_train_
+    lik, s2 = model.likelihood, model.sigma2
+
+    def complexity_term(t: torch.Tensor) -> torch.Tensor:
+        hvp = torch.func.jvp(torch.func.grad(model.complexity), (t,), (theta_dot,))[1]
+        return model.lam * (u @ hvp)
+
+    if isinstance(model, GLM):
+        _, fdot_u = model.output_jvp(theta, X, u)
+        _, fdot_t = model.output_jvp(theta, X, theta_dot)
+        fdot_u, fdot_t = fdot_u.detach(), fdot_t.detach()
+
+        def form(t: torch.Tensor) -> torch.Tensor:
+            loss_term = hx.gauss_newton_form(lik, model.output(t, X), fdot_u, fdot_t, s2).sum()
+            return loss_term + complexity_term(t)
+
+    else:
+        grad = torch.func.grad(lambda t: model.objective(t, X, y))
+
+        def form(t: torch.Tensor) -> torch.Tensor:
+            return u @ torch.func.jvp(grad, (t,), (theta_dot,))[1]
+
+    return torch.func.grad(form)(theta).detach()
+
+
+def s_influence_scores(
+    model: DifferentiableModel,
+    X: Any,
+    y: Any,
+    X_val: Any = None,
+    y_val: Any = None,
+    *,
+    directions: SSIDirections | None = None,
+    batch_size: int = BATCH_SIZE,
+    **options: Any,
+) -> np.ndarray:
+    """ds*/dε = −(d·g(z) − c(z)) / V''(s*) for labeled rows, shape (n,).
+
+    The signed influence of up-weighting each labeled row on the regularity s* that validation
+    selects. ``options`` go to :func:`ssi_directions` (unless ``directions`` is given).
+    """
+    model = check_differentiable(model, "the s-influence ds*/dε")
+    if y is None:
+        raise ValueError("ds*/dε needs labels y; for pool rows use ssi_scores(y=None)")
+    dirs = ssi_directions(model, X_val, y_val, **options) if directions is None else directions
+    lik, s2, v2 = model.likelihood, model.sigma2, dirs.curvature
+    return _score_rows(
+        model,
+        X,
+        y,
+        [dirs.d, dirs.u, dirs.tangent],
+        batch_size,
+        lambda f, fd, yb: hx.s_influence(lik, f, fd[0], fd[1], fd[2], yb, v2, s2),
+    )
+
+
+def ssi_scores(
+    model: DifferentiableModel,
+    X: Any,
+    X_val: Any = None,
+    y_val: Any = None,
+    y: Any = None,
+    *,
+    directions: SSIDirections | None = None,
+    batch_size: int = BATCH_SIZE,
+    **options: Any,
+) -> np.ndarray:
+    """SSI: squared s-influence (ds*/dε)², or (E_y[(d·g)²] + c²)/V''² when ``y`` is None.
+
+    Parameters
+    ----------
+    model : DifferentiableModel
+        Fitted at s* (see :func:`alloop.regularity.select_regularity`).
+    X : array-like, shape (n, d)
+        Rows to score.
+    X_val, y_val
+        The validation split that selects s* (required unless ``directions`` is given).
+    y : array-like, optional
+        Observed labels for the labeled variant.
+    directions : SSIDirections, optional
+        Reuse the per-fit quantities of :func:`ssi_directions`.
+    batch_size : int
+        Rows per batch of output JVPs (three per batch: along d, u and θ̇).
+    **options
+        Passed to :func:`ssi_directions` (``tangent_method``, ``solve_method``, ``damping``,
+        ``fd_step``, ``bounds``, ``curvature_floor``, ``third_order``).
+    """
+    model = check_differentiable(model, "SSI")
+    dirs = ssi_directions(model, X_val, y_val, **options) if directions is None else directions
+    lik, s2, v2 = model.likelihood, model.sigma2, dirs.curvature
+    return _score_rows(
+        model,
+        X,
+        y,
+        [dirs.d, dirs.u, dirs.tangent],
+        batch_size,
+        lambda f, fd, yb: hx.ssi(lik, f, fd[0], fd[1], fd[2], v2, yb, s2),
+    )
