@@ -34,8 +34,15 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="continue after the last completed round")] = False,
     seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads (1 is fastest for small models on a busy machine)")
+    ] = None,
 ) -> None:
     """Run the active-learning loop a config describes, one MLflow nested run per round."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     from alloop.config import ConfigError, load_config
     from alloop.experiment import run_experiment
     from alloop.loop import StoreNotEmptyError

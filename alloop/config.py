@@ -46,7 +46,9 @@ class ModelConfig(_Section):
     s: float | None = Field(None, description="log of the L2 strength λ")
     C: float | None = Field(None, gt=0.0, description="scikit-learn style inverse strength (s = −log C)")
     alpha: float | None = Field(None, gt=0.0, description="Ridge style strength (s = log alpha)")
-    auto_regularity: bool = Field(False, description="choose s each round on a validation split")
+    auto_regularity: bool | None = Field(
+        None, description="choose s each round on validation data (default: on for GLMs)"
+    )
     hidden: list[int] = Field(default_factory=lambda: [64])
     epochs: int = Field(50, gt=0)
     lr: float = Field(0.05, gt=0.0)

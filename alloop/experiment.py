@@ -113,6 +113,16 @@ def build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> A
     return SklearnModel(cls(**m.params))
 
 
+def automatic_regularity(
+    model: Any, X: Any, y: Any, X_val: Any, y_val: Any, s0: float | None = None, **fit_kwargs: Any
+) -> tuple[Any, float]:
+    """The loop's regularity hook: s* minimising validation loss, warm-started from ``s0``."""
+    from alloop.regularity import select_regularity
+
+    s_star, fitted, _ = select_regularity(model, X, y, X_val, y_val, s0=s0, **fit_kwargs)
+    return fitted, float(s_star)
+
+
 def build_loop(
     config: ExperimentConfig,
     *,
@@ -134,11 +144,10 @@ def build_loop(
         from alloop.tracking import MlflowTracker
 
         tracker = MlflowTracker(config.tracking.experiment or config.name, tracking_uri or config.tracking.uri)
-    regularity = None
-    if config.model.auto_regularity:
-        from alloop.regularity import loop_hook
-
-        regularity = loop_hook
+    auto = config.model.auto_regularity
+    if auto is None:  # default: on for the GLMs, whose refits are cheap
+        auto = config.model.kind in ("logistic", "linear")
+    regularity = automatic_regularity if auto else None
     lp = config.loop
     return ActiveLoop(
         data.pool, model, config.strategy.name, oracle,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from alloop.linalg.cholesky import cholesky_with_jitter
 from alloop.linalg.hessian import hessian, hvp_fn
 from alloop.models.base import DifferentiableModel
 
@@ -46,13 +47,7 @@ def solve(
             H = H + damping * torch.eye(H.shape[0], dtype=H.dtype)
         if Q is not None:
             H = H + Q @ Q.T
-        try:
-            L = torch.linalg.cholesky(H)
-        except torch.linalg.LinAlgError as exc:
-            raise ValueError(
-                f"the Hessian of {model!r} is not positive definite (λ = e^s = {model.lam:.3g}); "
-                "use a larger s, or pass damping > 0"
-            ) from exc
+        L = cholesky_with_jitter(H, what=f"the Hessian of {model!r} (λ = e^s = {model.lam:.3g})")
         x = torch.cholesky_solve(b.unsqueeze(1) if b.dim() == 1 else b, L)
         x = x[:, 0] if b.dim() == 1 else x
         return _project_out(Q, x)
