@@ -1,0 +1,1 @@
+"""Query engine: turn pool scores into a batch."""
