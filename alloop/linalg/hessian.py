@@ -39,6 +39,11 @@ def hvp_fn(
     theta = model.theta_ if theta is None else theta
     X = model.X_train_ if X is None else X
     y = model.y_train_ if y is None else y
+    if hasattr(model, "loss_hessian_vp") and type(model).complexity is DifferentiableModel.complexity:
+        # GLMs: closed form, which also works for sparse X (torch has no sparse forward-mode AD)
+        lam = float(torch.tensor(model.s if s is None else s, dtype=torch.float64).exp())
+        mask = model.penalty_mask()
+        return lambda v: model.loss_hessian_vp(theta, X, v) + lam * mask * v
     grad = torch.func.grad(lambda t: model.objective(t, X, y, s))
 
     def hvp(v: torch.Tensor) -> torch.Tensor:

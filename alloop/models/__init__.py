@@ -2,6 +2,7 @@
 
 from alloop.models.base import DifferentiableModel, Model, NotDifferentiableError
 from alloop.models.glm import GLM, LinearGLM, LogisticGLM, SoftmaxGLM
+from alloop.models.mlp import MLP, TorchModel
 from alloop.models.sklearn_adapter import SklearnModel, as_model, from_sklearn
 
 __all__ = [
@@ -9,10 +10,12 @@ __all__ = [
     "DifferentiableModel",
     "LinearGLM",
     "LogisticGLM",
+    "MLP",
     "Model",
     "NotDifferentiableError",
     "SklearnModel",
     "SoftmaxGLM",
+    "TorchModel",
     "as_model",
     "from_sklearn",
 ]

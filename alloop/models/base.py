@@ -210,6 +210,7 @@ class DifferentiableModel(ABC):
         return lk.class_probabilities(self.likelihood, self.decision(X)).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
+        self._check_fitted()
         if self.task == "regression":
             return self.decision(X)[:, 0].numpy()
         assert self.classes_ is not None

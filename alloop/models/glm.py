@@ -152,6 +152,18 @@ class GLM(DifferentiableModel):
             blocks[:, c, :, c] += Xd.T @ ((w * prob[:, c]).unsqueeze(1) * Xd)
         return H
 
+    def loss_hessian_vp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(Σ_i ∇²_θ ℓ(z_i; θ)) v = X̃ᵀ(Λ_i ḟ_i) with ḟ = f(X; v) — no p×p matrix, sparse-safe."""
+        f = self.output(theta, X)
+        fdot = self.output(v, X)
+        Lam = lk.output_hessian(self.likelihood, f, self.sigma2)
+        r = torch.einsum("ikl,il->ik", Lam, fdot)
+        W_r = X.T @ r if not X.is_sparse else torch.sparse.mm(X.t(), r)
+        parts = [W_r]
+        if self.fit_intercept:
+            parts.append(r.sum(0, keepdim=True))
+        return torch.cat(parts, dim=0).reshape(-1)
+
     def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor:
         """∇²_θ F(θ; s) on (X, ·): the loss Hessian plus e^s·∇²C for the default C."""
         s = self.s if s is None else s
