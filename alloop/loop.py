@@ -204,10 +204,10 @@ class ActiveLoop:
         X_l, y_l = self.pool.labeled_data()
         return take_rows(X_l, np.flatnonzero(hold)), y_l[hold], ~hold
 
-    def _fit(self) -> Any:
+    def _fit(self, search: bool = True) -> Any:
         X, y = self.pool.labeled_data()
         kwargs = {"classes": self.classes} if self.task == "classification" else {}
-        if self.regularity is not None:
+        if self.regularity is not None and search:
             X_val, y_val, train = self._validation()
             if X_val is not None:
                 model, s = self.regularity(
@@ -299,9 +299,12 @@ class ActiveLoop:
         logged = self.tracker.logged_rounds()
         for r in sorted(set(done) - logged):  # finished in the store, not in the tracker
             self.tracker.log_round(RoundReport(r, done[r]["n_labeled"], done[r]["metrics"], self._queries_frame(r)))
-        if curve and "s" in curve[-1]:
-            self._s = curve[-1]["s"]
-        model = self._fit() if last >= 0 else None
+        model = None
+        if last >= 0:
+            # Rebuild the last finished round's model exactly as that round ended: at its stored
+            # s, without searching s again (a search warm-started elsewhere lands 1e-13 away).
+            self._s = curve[-1].get("s", self._s)
+            model = self._fit(search=False)
         previous = model.predict(self._eval_features()) if model is not None else None
 
         round_ = last + 1
