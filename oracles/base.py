@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -38,8 +38,24 @@ class Answer:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: Called with each answer as soon as it is given. Returns ``None`` once the caller has accepted
+#: and durably committed the answer, or a message saying why it was rejected.
+AnswerSink = Callable[[Answer], str | None]
+
+
 @runtime_checkable
 class Oracle(Protocol):
-    """Anything that answers queries. It may answer only some of them."""
+    """Anything that answers queries. It may answer only some of them.
 
-    def request(self, queries: Sequence[Query]) -> list[Answer]: ...
+    ``request(queries, on_answer=None)`` returns the accepted answers. With ``on_answer`` the
+    oracle hands over each answer the moment it is given: ``None`` back means accepted and
+    committed, a string means rejected (a person is re-asked, or the problem is reported) and
+    the answer is left out of the returned list. Without it the caller stores the returned
+    answers afterwards. Oracles that wait on people also take ``min_share`` (the fraction of the
+    batch answered before returning) and ``timeout`` (seconds; return what is there when it
+    passes), so a round never waits forever.
+    """
+
+    def request(
+        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
+    ) -> list[Answer]: ...

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from oracles.base import Answer, Query
+from oracles.base import Answer, AnswerSink, Query
 
 
 class SimulatedOracle:
@@ -86,9 +86,14 @@ class SimulatedOracle:
             return others[rng.integers(len(others))]
         return y
 
-    def request(self, queries: Sequence[Query]) -> list[Answer]:
+    def request(
+        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
+    ) -> list[Answer]:
+        """Answer every query; with ``on_answer``, hand each over at once and keep the accepted."""
         out = []
         for q in queries:
             cost = self.cost.get(q.item_id, 1.0) if isinstance(self.cost, Mapping) else self.cost
-            out.append(Answer(q.item_id, self._answer(q.item_id), self.annotator, "label", float(cost)))
+            answer = Answer(q.item_id, self._answer(q.item_id), self.annotator, "label", float(cost))
+            if on_answer is None or on_answer(answer) is None:
+                out.append(answer)
         return out

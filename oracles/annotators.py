@@ -1,0 +1,288 @@
+"""Several annotators: who they are, who gets which item, and one oracle that asks them all.
+
+:class:`MultiAnnotatorOracle` splits a batch among per-annotator oracles by an assignment policy
+(each item to one annotator, or to ``k`` of them for redundancy), asks them (at the same time
+unless one of them is interactive), and stamps every answer with the annotator it came from.
+Answers are handed on raw; combining disagreeing answers is :mod:`alloop.aggregation`'s job.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from oracles.base import Answer, AnswerSink, Oracle, Query
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+
+
+def annotator_id(value: object) -> str:
+    """Validate an annotator id: 1–64 characters, letters, digits and ``_ . @ + -``.
+
+    Examples
+    --------
+    >>> annotator_id("ana.lopez")
+    'ana.lopez'
+    >>> annotator_id("two words")
+    Traceback (most recent call last):
+    ...
+    ValueError: annotator id 'two words' is not valid: use 1-64 letters, digits and _ . @ + - (starting with a letter or digit)
+    """
+    text = str(value)
+    if not _ID.match(text):
+        raise ValueError(
+            f"annotator id {text!r} is not valid: use 1-64 letters, digits and _ . @ + - "
+            "(starting with a letter or digit)"
+        )
+    return text
+
+
+class AssignmentPolicy(Protocol):
+    """Chooses annotators for items: ``assign(item_ids, annotators, k, round)``."""
+
+    def assign(
+        self, item_ids: Sequence[str], annotators: Sequence[str], k: int, round: int = 0
+    ) -> dict[str, tuple[str, ...]]: ...
+
+
+def _check_k(annotators: Sequence[str], k: int) -> None:
+    if not 1 <= k <= len(annotators):
+        raise ValueError(
+            f"k = {k} annotators per item is impossible with {len(annotators)} annotator(s) "
+            f"{list(annotators)!r}; use 1 ≤ k ≤ {len(annotators)}"
+        )
+
+
+@dataclass
+class RoundRobin:
+    """Deal items out in turn: item ``j`` goes to annotators ``start + j, …, start + j + k − 1``.
+
+    ``start`` is drawn from ``(seed, round)``, so a round assigns the same way after a resume,
+    and each annotator gets ``⌊n k / m⌋`` or ``⌈n k / m⌉`` of ``n`` items.
+
+    Examples
+    --------
+    >>> RoundRobin(seed=0).assign(["a", "b", "c"], ["x", "y"], k=1, round=0)
+    {'a': ('y',), 'b': ('x',), 'c': ('y',)}
+    """
+
+    seed: int = 0
+
+    def assign(
+        self, item_ids: Sequence[str], annotators: Sequence[str], k: int = 1, round: int = 0
+    ) -> dict[str, tuple[str, ...]]:
+        _check_k(annotators, k)
+        m = len(annotators)
+        start = int(np.random.default_rng([self.seed, round]).integers(m))
+        return {
+            item: tuple(annotators[(start + j + t) % m] for t in range(k))
+            for j, item in enumerate(item_ids)
+        }
+
+
+@dataclass
+class LeastLoaded:
+    """Give each item to the ``k`` annotators with the fewest items so far (ties: seeded draw).
+
+    The load counts every assignment this policy has made; seed it with ``loads`` (e.g. counted
+    from the label store) to carry it across a resume.
+    """
+
+    seed: int = 0
+    loads: dict[str, int] | None = None
+
+    def assign(
+        self, item_ids: Sequence[str], annotators: Sequence[str], k: int = 1, round: int = 0
+    ) -> dict[str, tuple[str, ...]]:
+        _check_k(annotators, k)
+        if self.loads is None:
+            self.loads = {}
+        rng = np.random.default_rng([self.seed, round])
+        out: dict[str, tuple[str, ...]] = {}
+        loads = self.loads
+        for item in item_ids:
+            tie = rng.random(len(annotators))
+            keys = [(loads.get(a, 0), t, a) for a, t in zip(annotators, tie)]
+            chosen = tuple(a for _, _, a in sorted(keys)[:k])
+            for a in chosen:
+                loads[a] = loads.get(a, 0) + 1
+            out[item] = chosen
+        return out
+
+
+POLICIES = {"round-robin": RoundRobin, "least-loaded": LeastLoaded}
+
+
+class MultiAnnotatorOracle:
+    """Ask several annotators, each through their own oracle.
+
+    Parameters
+    ----------
+    oracles : mapping annotator id → Oracle
+        One oracle per person (a terminal, a file-exchange folder, a simulated annotator, ...).
+    k : int
+        Annotators per item (``k > 1`` asks for redundant answers to aggregate).
+    policy : "round-robin", "least-loaded" or an AssignmentPolicy
+    seed : int
+        Seeds the policy's draws.
+    parallel : bool, optional
+        Ask the annotators at the same time (threads). Default: yes, unless one of the oracles
+        is interactive (a terminal), which must have the keyboard to itself.
+    on_assign : callable, optional
+        Called with the assignment (item id → annotator ids) of each batch before anyone is
+        asked, e.g. to persist it in the label store.
+
+    Notes
+    -----
+    Every answer an oracle gives is stamped with that oracle's annotator id. An oracle that
+    serves several people may name them itself (a file with an ``annotator`` column): where the
+    oracle has an ``annotator`` attribute (its own default id) and an answer names someone
+    else, a configured id is kept and any other is rejected with a message, as is an answer
+    for an item that oracle was not asked about. Rejections reach the oracle
+    through ``on_answer`` (a person is re-asked, a file line is reported) and are listed in
+    :attr:`problems`.
+
+    Examples
+    --------
+    >>> from oracles import SimulatedOracle
+    >>> truth = {"a": 0, "b": 1}
+    >>> team = MultiAnnotatorOracle({"ann": SimulatedOracle(truth), "bob": SimulatedOracle(truth)}, k=2)
+    >>> sorted((a.item_id, a.annotator) for a in team.request([Query("a"), Query("b")]))
+    [('a', 'ann'), ('a', 'bob'), ('b', 'ann'), ('b', 'bob')]
+    """
+
+    def __init__(
+        self,
+        oracles: Mapping[str, Oracle],
+        k: int = 1,
+        policy: str | AssignmentPolicy = "round-robin",
+        *,
+        seed: int = 0,
+        parallel: bool | None = None,
+        on_assign: Callable[[dict[str, tuple[str, ...]]], None] | None = None,
+    ) -> None:
+        if not oracles:
+            raise ValueError("MultiAnnotatorOracle needs at least one annotator's oracle")
+        self.oracles = {annotator_id(a): o for a, o in oracles.items()}
+        self.ids = list(self.oracles)
+        _check_k(self.ids, k)
+        self.k = int(k)
+        if isinstance(policy, str):
+            if policy not in POLICIES:
+                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
+            policy = POLICIES[policy](seed=seed)
+        self.policy = policy
+        interactive = sum(bool(getattr(o, "interactive", False)) for o in self.oracles.values())
+        self.parallel = (interactive == 0) if parallel is None else parallel
+        self.on_assign = on_assign
+        self.problems: list[str] = []
+        self.assignment: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    def assign(self, queries: Sequence[Query]) -> dict[str, list[Query]]:
+        """annotator id → the queries the policy gives them (also kept in :attr:`assignment`)."""
+        round_ = queries[0].round if queries else 0
+        self.assignment = self.policy.assign([q.item_id for q in queries], self.ids, self.k, round_)
+        batches: dict[str, list[Query]] = {a: [] for a in self.ids}
+        for q in queries:
+            for a in self.assignment[q.item_id]:
+                batches[a].append(q)
+        return batches
+
+    def check(self, answer: Answer, source: str, asked: set[str]) -> tuple[Answer | None, str | None]:
+        """Stamp an answer from ``source``'s oracle, or say why it is rejected."""
+        oracle = self.oracles[source]
+        named = answer.annotator
+        if not hasattr(oracle, "annotator") or named in (None, "", oracle.annotator, source):
+            stamped = source
+        elif named in self.oracles:
+            stamped = named  # a shared oracle naming one of the configured people
+        else:
+            return None, (
+                f"annotator {named!r} is not configured (known: {', '.join(self.ids)}); "
+                "use one of those ids"
+            )
+        if answer.item_id not in asked:
+            return None, (
+                f"item {answer.item_id!r} was not given to annotator {source!r} in this batch"
+            )
+        return replace(answer, annotator=stamped), None
+
+    def request(
+        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
+    ) -> list[Answer]:
+        """Fan the batch out; return the accepted, stamped answers in the order they arrived.
+
+        The call returns when every annotator's oracle has returned: give people's oracles a
+        ``timeout`` (and ``min_share``) so that a round cannot wait forever.
+        """
+        self.problems = []
+        batches = self.assign(list(queries))
+        if self.on_assign is not None:
+            self.on_assign(dict(self.assignment))
+        arrived: list[Answer] = []
+        errors: list[BaseException] = []
+
+        def ask(source: str) -> None:
+            batch = batches[source]
+            asked = {q.item_id for q in batch}
+
+            def sink(answer: Answer) -> str | None:
+                stamped, problem = self.check(answer, source, asked)
+                if problem is None and on_answer is not None:
+                    problem = on_answer(stamped)
+                with self._lock:
+                    if problem:
+                        self.problems.append(f"{source}: {problem}")
+                        log.warning("answer from %s not taken: %s", source, problem)
+                    else:
+                        arrived.append(stamped)
+                return problem or None
+
+            try:
+                oracle = self.oracles[source]
+                if accepts_on_answer(oracle):
+                    oracle.request(batch, on_answer=sink)
+                else:  # an oracle of the older protocol: hand its answers on afterwards
+                    for answer in oracle.request(batch):
+                        sink(answer)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+
+        busy = [a for a in self.ids if batches[a]]
+        if self.parallel:
+            threads = [threading.Thread(target=ask, args=(a,), name=f"annotator-{a}", daemon=True)
+                       for a in busy]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            for a in busy:
+                ask(a)
+                if errors:
+                    break
+        if errors:
+            raise errors[0]
+        return arrived
+
+
+def accepts_on_answer(oracle: Oracle) -> bool:
+    """Whether ``oracle.request`` takes ``on_answer`` (oracles written for the first protocol
+    do not: hand their returned answers on afterwards)."""
+    try:
+        parameters = inspect.signature(oracle.request).parameters
+    except (TypeError, ValueError):
+        return True
+    return "on_answer" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

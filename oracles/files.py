@@ -1,0 +1,501 @@
+"""People answer through files: a request file goes out, an answers file comes back.
+
+The oracle writes the batch to ``<dir>/round-<r>-requests.csv`` (or ``.jsonl``) and polls
+``<dir>/round-<r>-answers.csv`` (``.jsonl``), which any tool may fill: a spreadsheet saving a
+copy of the request file with the ``label`` column filled in, a script appending lines, a
+labeling tool exporting now and then. Each poll re-reads the answers file from scratch, so it
+may be appended to, rewritten or replaced at any time:
+
+- a last line without its newline is not read until it is complete;
+- a line seen before (same item, annotator and answer) is not taken again, so duplicated lines
+  and re-exports are harmless; a changed answer is taken as a new answer (the store keeps both);
+- columns other than ``item_id``, ``label`` and ``annotator`` are ignored (kept in
+  ``Answer.extra``), and their order does not matter;
+- a malformed line, an answer outside the label set, an item that is not in the batch or an
+  annotator that is not configured is reported once, with its line number, through ``logging``
+  and :attr:`FileExchangeOracle.problems`; the other lines are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from oracles.answers import AnswerError, AnswerParser, ParsedAnswer
+from oracles.base import Answer, AnswerSink, Query
+from oracles.display import QueryDisplay
+
+log = logging.getLogger(__name__)
+
+#: request-file columns the oracle itself writes; display fields that clash get a "raw." prefix.
+RESERVED = ("item_id", "annotator", "score", "prediction", "label")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A line of an answers file that was not taken, and why."""
+
+    path: str
+    line: int
+    message: str
+    text: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    item_id: str
+    annotator: str | None
+    label: Any  # the cell / JSON value, still to be parsed
+    extra: dict[str, Any]
+    text: str
+
+
+def _column(name: str) -> str:
+    return "_".join(str(name).strip().lower().replace("-", " ").split())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _safe_cell(value: str) -> str:
+    # A spreadsheet runs a cell that starts with = + or @ as a formula: quote such text.
+    return "'" + value if value[:1] in ("=", "+", "@") else value
+
+
+def _complete_lines(path: Path) -> str | None:
+    """The file's text up to its last newline (None if the file is missing)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    end = data.rfind(b"\n")
+    text = data[: end + 1].decode("utf-8", errors="replace") if end >= 0 else ""
+    return text.removeprefix("\ufeff")
+
+
+def _csv_cells(chunk: str, delimiter: str) -> list[str] | None:
+    """The cells of one CSV record, or None if ``chunk`` is not exactly one record."""
+    try:
+        records = list(csv.reader(io.StringIO(chunk), delimiter=delimiter, strict=True))
+    except csv.Error:
+        return None
+    return records[0] if len(records) == 1 else None
+
+
+def read_csv_answers(text: str, path: str = "answers.csv") -> tuple[list[_Row], list[Problem]]:
+    """Rows of a CSV answers file (header with ``item_id`` and ``label``), and its problems.
+
+    The delimiter (comma, semicolon or tab) is read off the header. A quoted cell may span
+    lines; a line whose quote is never closed is reported and reading resumes on the next line,
+    so one stray quote does not swallow the rest of the file.
+    """
+    rows: list[_Row] = []
+    problems: list[Problem] = []
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if not text.strip():
+        return rows, problems
+    delimiter = max((",", ";", "\t"), key=lambda d: (lines[0].count(d), d == ","))
+    cells = _csv_cells(lines[0], delimiter)
+    if cells is None:
+        return rows, [Problem(path, 1, "unreadable header line", lines[0])]
+    header = [_column(c) for c in cells]
+    missing = [c for c in ("item_id", "label") if c not in header]
+    if missing:
+        return rows, [Problem(
+            path, 1,
+            f"the header has no {' and no '.join(missing)} column (it has {header!r}); the "
+            "first line must name the columns, with item_id and label among them",
+            lines[0],
+        )]
+    at = {name: i for i, name in reversed(list(enumerate(header)))}
+    i = 1
+    while i < len(lines):
+        j = i
+        while lines[i : j + 1] and "\n".join(lines[i : j + 1]).count('"') % 2 and j + 1 < len(lines):
+            j += 1  # a quoted cell that goes on over the next line
+        source = "\n".join(lines[i : j + 1])
+        line = i + 1
+        if not source.strip():
+            i = j + 1
+            continue
+        cells = _csv_cells(source, delimiter)
+        fits = cells is not None and max(at["item_id"], at["label"]) < len(cells) and not any(
+            c.strip() for c in cells[len(header):]
+        )
+        if not fits and j > i:  # an unclosed quote: report this line alone, go on with the next
+            problems.append(Problem(path, line, "a quote that is never closed", lines[i]))
+            i += 1
+            continue
+        i = j + 1
+        if cells is None:
+            problems.append(Problem(path, line, "malformed CSV line", source))
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
+            problems.append(Problem(
+                path, line, f"{len(cells)} cells but the header names {len(header)} columns "
+                "(a stray delimiter or an unquoted comma?)", source,
+            ))
+            continue
+        if len(cells) <= max(at["item_id"], at["label"]):
+            problems.append(Problem(
+                path, line, f"{len(cells)} cell(s) but the header puts item_id and label in "
+                f"columns {at['item_id'] + 1} and {at['label'] + 1} (a missing delimiter?)",
+                source,
+            ))
+            continue
+        cells = cells + [""] * (len(header) - len(cells))
+        record = {name: cells[k].strip() for name, k in at.items()}
+        label = record.pop("label")
+        item_id = record.pop("item_id")
+        annotator = record.pop("annotator", "") or None
+        if not label:
+            continue  # not answered yet
+        if not item_id:
+            problems.append(Problem(path, line, "a label without an item_id", source))
+            continue
+        extra = {k: v for k, v in record.items() if v}
+        rows.append(_Row(line, item_id, annotator, label, extra, source))
+    return rows, problems
+
+
+def read_jsonl_answers(text: str, path: str = "answers.jsonl") -> tuple[list[_Row], list[Problem]]:
+    """Rows of a JSON-lines answers file (objects with ``item_id`` and ``label``), and problems."""
+    rows: list[_Row] = []
+    problems: list[Problem] = []
+    for number, source in enumerate(text.splitlines(), start=1):
+        if not source.strip():
+            continue
+        try:
+            record = json.loads(source)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(path, number, f"not valid JSON ({exc.msg})", source))
+            continue
+        if not isinstance(record, dict):
+            problems.append(Problem(path, number, "not a JSON object", source))
+            continue
+        record = {_column(k): v for k, v in record.items()}
+        label = record.pop("label", None)
+        item_id = record.pop("item_id", None)
+        annotator = record.pop("annotator", None)
+        if label is None or (isinstance(label, str) and not label.strip()):
+            continue
+        if item_id is None or not str(item_id).strip():
+            problems.append(Problem(path, number, "a label without an item_id", source))
+            continue
+        annotator = None if annotator is None or not str(annotator).strip() else str(annotator).strip()
+        rows.append(_Row(number, str(item_id).strip(), annotator, label, record, source))
+    return rows, problems
+
+
+class FileExchangeOracle:
+    """Exchange queries and answers with people (or their tools) through files.
+
+    Parameters
+    ----------
+    dir : str or Path
+        The exchange folder (created). Images of pixel items are saved in ``<dir>/images``.
+    format : {"csv", "jsonl"}
+    classes : sequence, optional
+        The label set (classification).
+    task : {"classification", "regression"}
+    annotator : str
+        The annotator of lines that name none.
+    annotators : collection of str, optional
+        Annotator ids that may answer (an ``annotator`` column or key names them). Lines naming
+        any other id, or none (unless ``annotator`` is among them), are reported and not taken.
+        Default: any id. When given, the request file gets an ``annotator`` column to fill.
+    display : QueryDisplay, optional
+        How items are described in the request file.
+    poll_interval : float
+        Seconds between reads of the answers file.
+    min_share : float
+        Return once this fraction of the batch has an answer (skip and unsure count).
+    timeout : float, optional
+        Seconds to wait; then return what has arrived. None waits until ``min_share`` is met.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> oracle = FileExchangeOracle(folder, classes=["ham", "spam"], timeout=0, poll_interval=0)
+    >>> _ = (folder / "round-0-answers.csv").write_text("item_id,label\\nm1,spam\\nm2,?\\n")
+    >>> [(a.item_id, a.label, a.kind) for a in oracle.request([Query("m1"), Query("m2")])]
+    [('m1', 'spam', 'label'), ('m2', None, 'unsure')]
+    >>> (folder / "round-0-requests.csv").read_text().splitlines()[0]
+    'item_id,score,prediction,label'
+    """
+
+    interactive = False
+
+    def __init__(
+        self,
+        dir: str | Path,
+        format: Literal["csv", "jsonl"] = "csv",
+        *,
+        classes: Sequence[Any] | None = None,
+        task: str = "classification",
+        annotator: str = "files",
+        annotators: Collection[str] | None = None,
+        display: QueryDisplay | None = None,
+        feature_names: Sequence[str] | None = None,
+        show_prediction: bool = True,
+        show_score: bool = True,
+        poll_interval: float = 1.0,
+        min_share: float = 1.0,
+        timeout: float | None = None,
+    ) -> None:
+        if format not in ("csv", "jsonl"):
+            raise ValueError(f"format must be 'csv' or 'jsonl'; got {format!r}")
+        if not 0.0 <= min_share <= 1.0:
+            raise ValueError(f"min_share must be in [0, 1]; got {min_share!r}")
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be None or ≥ 0 seconds; got {timeout!r}")
+        if poll_interval < 0:
+            raise ValueError(f"poll_interval must be ≥ 0 seconds; got {poll_interval!r}")
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.format = format
+        self.parser = AnswerParser(classes, task)
+        self.annotator = annotator
+        self.annotators = None if annotators is None else {str(a) for a in annotators}
+        self.display = display or QueryDisplay(
+            self.dir / "images", feature_names,
+            show_prediction=show_prediction, show_score=show_score,
+        )
+        self.poll_interval = poll_interval
+        self.min_share = min_share
+        self.timeout = timeout
+        self.problems: list[Problem] = []
+        self.timed_out = False
+        self.quit_requested = False
+        self._reported: set[tuple[str, str, str]] = set()
+        self._stop = threading.Event()
+
+    # ----------------------------------------------------------------- paths
+    def requests_path(self, round: int) -> Path:
+        return self.dir / f"round-{round}-requests.{self.format}"
+
+    def answers_path(self, round: int) -> Path:
+        return self.dir / f"round-{round}-answers.{self.format}"
+
+    def cancel(self) -> None:
+        """End the current wait now (safe from another thread)."""
+        self._stop.set()
+
+    # ----------------------------------------------------------------- writing
+    def write_requests(self, queries: Sequence[Query]) -> Path:
+        """Write the batch to its request file (atomically) and return the path."""
+        round_ = _round_of(queries)
+        records: list[dict[str, Any]] = []
+        columns: list[str] = ["item_id"]
+        for q in queries:
+            shown = self.display(q)
+            record: dict[str, Any] = {"item_id": q.item_id}
+            for name, value in shown.fields().items():
+                key = f"raw.{name}" if _column(name) in RESERVED else name
+                record[key] = value
+                if key not in columns:
+                    columns.append(key)
+            score = None if shown.score is None else float(f"{shown.score:.6g}")
+            record.update(score=score, prediction=shown.prediction, label=None)
+            if self.annotators is not None:
+                record["annotator"] = None
+            records.append(record)
+        columns += ["score", "prediction"] + (["annotator"] if self.annotators is not None else [])
+        columns.append("label")
+        path = self.requests_path(round_)
+        if self.format == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(columns)
+            for record in records:
+                writer.writerow([
+                    "" if record.get(c) is None else _safe_cell(str(record[c])) for c in columns
+                ])
+            text = buffer.getvalue()
+        else:
+            text = "".join(
+                json.dumps({c: record.get(c) for c in columns}, ensure_ascii=False) + "\n"
+                for record in records
+            )
+        _write_atomic(path, text)
+        _write_atomic(self.dir / "README.txt", self._instructions(round_))
+        log.info("wrote %d queries to %s; answers are read from %s",
+                 len(queries), path, self.answers_path(round_))
+        return path
+
+    def _instructions(self, round_: int) -> str:
+        who = ("" if self.annotators is None else
+               f"Put your annotator id in the annotator column (one of: "
+               f"{', '.join(sorted(self.annotators))}).\n")
+        how = ("Save a copy of the request file with the label column filled in"
+               if self.format == "csv" else
+               'Write one JSON object a line: {"item_id": "...", "label": ...}')
+        return (
+            f"Round {round_}: the items to label are in {self.requests_path(round_).name}.\n"
+            f"{how} as {self.answers_path(round_).name}; it is read every "
+            f"{self.poll_interval:g} s and may be saved as often as you like.\n"
+            f"Valid answers: {self.parser.valid_answers()}.\n{who}"
+        )
+
+    # ----------------------------------------------------------------- reading
+    def _report(self, problem: Problem) -> None:
+        key = (problem.path, problem.message, problem.text)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        self.problems.append(problem)
+        log.warning("%s", problem)
+
+    def _parse(self, row: _Row) -> ParsedAnswer:
+        if self.format == "jsonl":
+            return self.parser.parse_value(row.label)
+        return self.parser.parse(row.label)
+
+    def read(self, round_: int) -> tuple[list[_Row], list[Problem]]:
+        """The complete rows of a round's answers file as it is now, and its problems."""
+        path = self.answers_path(round_)
+        text = _complete_lines(path)
+        if text is None:
+            return [], []
+        reader = read_csv_answers if self.format == "csv" else read_jsonl_answers
+        return reader(text, path.name)
+
+    # ----------------------------------------------------------------- asking
+    def request(
+        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
+    ) -> list[Answer]:
+        """Write the request file, then take answers as they appear (see the module notes)."""
+        self.timed_out = False
+        self.quit_requested = False
+        self._stop.clear()
+        queries = list(queries)
+        if not queries:
+            return []
+        round_ = _round_of(queries)
+        self.write_requests(queries)
+        asked = {q.item_id for q in queries}
+        need = math.ceil(self.min_share * len(queries) - 1e-9)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        state = _ExchangeState()
+        try:
+            while True:
+                self._poll(round_, asked, state, on_answer)
+                if len(state.answered) >= need:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self.timed_out = True
+                    break
+                if self._stop.is_set():
+                    self.timed_out = True
+                    break
+                wait = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+                self._stop.wait(max(wait, 0.0))
+        except KeyboardInterrupt:
+            self.quit_requested = True
+        return state.accepted
+
+    def _poll(
+        self, round_: int, asked: set[str], state: _ExchangeState, on_answer: AnswerSink | None
+    ) -> None:
+        rows, problems = self.read(round_)
+        for problem in problems:
+            self._report(problem)
+        path = self.answers_path(round_).name
+        final: dict[tuple[str, str], tuple[tuple[Any, ...], Answer, _Row]] = {}
+        for row in rows:
+            if row.item_id not in asked:
+                self._report(Problem(
+                    path, row.line, f"item {row.item_id!r} is not in this batch (already answered "
+                    "or never requested); the line is ignored", row.text,
+                ))
+                continue
+            annotator = row.annotator or self.annotator
+            if self.annotators is not None and annotator not in self.annotators:
+                if row.annotator is None:
+                    self._report(Problem(
+                        path, row.line, "no annotator given; fill in the annotator column (one "
+                        f"of: {', '.join(sorted(self.annotators))})", row.text,
+                    ))
+                    continue
+                self._report(Problem(
+                    path, row.line, f"annotator {annotator!r} is not configured (known: "
+                    f"{', '.join(sorted(self.annotators))}); fix the id or add it to annotators",
+                    row.text,
+                ))
+                continue
+            try:
+                parsed = self._parse(row)
+            except AnswerError as exc:
+                self._report(Problem(path, row.line, f"item {row.item_id!r}: {exc}", row.text))
+                continue
+            key = (row.item_id, annotator, parsed.kind, json.dumps(parsed.label, default=str))
+            extra = {**row.extra, "line": row.line, "file": path}
+            answer = Answer(row.item_id, parsed.label, annotator, parsed.kind, 1.0, extra)
+            final[(row.item_id, annotator)] = (key, answer, row)
+            if key not in state.seen:
+                self._offer(key, answer, row, path, state, on_answer)
+        # A line changed back to an answer taken earlier: the file's last word counts again.
+        for pair, (key, answer, row) in final.items():
+            if state.latest.get(pair) != key and key in state.taken:
+                self._offer(key, answer, row, path, state, on_answer)
+
+    def _offer(
+        self,
+        key: tuple[Any, ...],
+        answer: Answer,
+        row: _Row,
+        path: str,
+        state: _ExchangeState,
+        on_answer: AnswerSink | None,
+    ) -> None:
+        state.seen.add(key)
+        problem = on_answer(answer) if on_answer is not None else None
+        if problem:
+            self._report(Problem(path, row.line, f"item {answer.item_id!r}: {problem}", row.text))
+            return
+        state.taken.add(key)
+        state.latest[(answer.item_id, answer.annotator)] = key
+        state.answered.add(answer.item_id)
+        state.accepted.append(answer)
+
+
+class _ExchangeState:
+    """What one request has taken so far."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[Any, ...]] = set()  # offered (taken or rejected)
+        self.taken: set[tuple[Any, ...]] = set()
+        self.latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.answered: set[str] = set()
+        self.accepted: list[Answer] = []
+
+
+def _round_of(queries: Sequence[Query]) -> int:
+    rounds = {q.round for q in queries}
+    if len(rounds) > 1:
+        raise ValueError(f"one request must hold one round's queries; got rounds {sorted(rounds)}")
+    return next(iter(rounds)) if rounds else 0
