@@ -66,6 +66,45 @@ def run(
         Console().print(f"MLflow parent run: {result.run_id}  (browse with: alloop ui)")
 
 
+labels_app = typer.Typer(no_args_is_help=True, help="Work with a run's label store.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("export")
+def labels_export(
+    source: Annotated[Path, typer.Argument(help="a label store (.sqlite) or the run's YAML config")],
+    out: Annotated[Path, typer.Option(help="output file: .csv or .parquet")] = Path("labels.csv"),
+    seed: Annotated[int | None, typer.Option(help="with a config: the run's seed")] = None,
+) -> None:
+    """Write every answer (history, annotators, skips) and the derived labels to CSV or Parquet."""
+    import pandas as pd
+
+    from alloop.store import LabelStore
+
+    if source.suffix in (".yaml", ".yml"):
+        from alloop.config import ConfigError, load_config
+
+        try:
+            source = load_config(source, seed=seed).store_path()
+        except ConfigError as exc:
+            _fail(str(exc))
+    if not source.is_file():
+        _fail(f"label store {str(source)!r} does not exist")
+    if out.suffix not in (".csv", ".parquet"):
+        _fail(f"--out must end in .csv or .parquet; got {out.name!r}")
+    store = LabelStore(source)
+    frame = pd.DataFrame([a.__dict__ for a in store.answers()],
+                         columns=["seq", "item_id", "label", "kind", "annotator", "round", "cost", "created_at"])
+    frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
+    current = store.current_labels()
+    frame["current_label"] = frame["item_id"].map(current)
+    store.close()
+    frame["label"] = frame["label"].astype("string")
+    frame["current_label"] = frame["current_label"].astype("string")
+    frame.to_parquet(out, index=False) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
+    Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
+
+
 @app.command("strategies")
 def list_strategies() -> None:
     """List the registered query strategies."""

@@ -114,11 +114,46 @@ class LoopConfig(_Section):
     stabilize: StabilizeConfig | None = None
 
 
-class OracleConfig(_Section):
-    kind: Literal["simulated"] = "simulated"
+class AnnotatorConfig(_Section):
+    """One simulated annotator (``oracle.annotators``)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-@]+$")
     noise: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class OracleConfig(_Section):
+    """Who answers: simulated ground truth, a person at the terminal, or a file exchange."""
+
+    kind: Literal["simulated", "terminal", "files"] = "simulated"
+    noise: float = Field(0.0, ge=0.0, lt=1.0, description="simulated: symmetric label noise")
     confusion: list[list[float]] | None = None
     cost: float = Field(1.0, ge=0.0)
+    annotators: list[AnnotatorConfig] | list[str] | None = Field(
+        None, description="several annotators: simulated [{id, noise}], or ids for files"
+    )
+    k: int = Field(1, gt=0, description="annotators per item (redundancy)")
+    policy: Literal["round-robin", "least-loaded"] = "round-robin"
+    aggregate: Literal["latest", "majority", "dawid-skene"] = "latest"
+    unanswered: Literal["reoffer", "release"] = "reoffer"
+    annotator: str | None = Field(None, description="terminal/files: the person's id")
+    dir: str | None = Field(None, description="files: the exchange folder")
+    format: Literal["csv", "jsonl"] = "csv"
+    poll_interval: float = Field(1.0, ge=0.0)
+    min_share: float = Field(1.0, ge=0.0, le=1.0, description="share of a batch to wait for")
+    timeout: float | None = Field(None, ge=0.0, description="seconds to wait for answers")
+    image_dir: str | None = None
+    show_prediction: bool = True
+    show_score: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OracleConfig:
+        if self.kind == "files" and not self.dir:
+            raise ValueError("oracle.kind 'files' needs oracle.dir: the exchange folder")
+        if self.annotators and self.k > len(self.annotators):
+            raise ValueError(f"oracle.k = {self.k} exceeds the {len(self.annotators)} annotators")
+        if self.kind == "simulated" and self.annotators and isinstance(self.annotators[0], str):
+            raise ValueError("simulated annotators are given as [{id: ..., noise: ...}]")
+        return self
 
 
 class TrackingConfig(_Section):

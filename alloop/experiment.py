@@ -123,6 +123,36 @@ def automatic_regularity(
     return fitted, float(s_star)
 
 
+def build_oracle(config: ExperimentConfig, data: Prepared, seed: int) -> Any:
+    """The oracle a config asks for: simulated, terminal, files, or several annotators."""
+    from oracles import SimulatedOracle
+    from oracles.annotators import MultiAnnotatorOracle
+
+    o = config.oracle
+    people = {"task": data.task, "classes": data.classes,
+              "feature_names": data.pool.feature_names, "show_prediction": o.show_prediction,
+              "show_score": o.show_score, "min_share": o.min_share, "timeout": o.timeout}
+    if o.kind == "terminal":
+        from oracles.terminal import TerminalOracle
+
+        return TerminalOracle(annotator=o.annotator or "terminal", image_dir=o.image_dir, **people)
+    if o.kind == "files":
+        from oracles.files import FileExchangeOracle
+
+        ids = [a if isinstance(a, str) else a.id for a in (o.annotators or [])] or None
+        return FileExchangeOracle(o.dir, o.format, annotator=o.annotator or "files",
+                                  annotators=ids, poll_interval=o.poll_interval, **people)
+
+    def simulated(noise: float, name: str, offset: int) -> SimulatedOracle:
+        return SimulatedOracle(data.truth, noise=noise, confusion=o.confusion, classes=data.classes,
+                               cost=o.cost, seed=seed + offset, annotator=name)
+
+    if not o.annotators:
+        return simulated(o.noise, "simulated", 0)
+    members = {a.id: simulated(a.noise, a.id, i + 1) for i, a in enumerate(o.annotators)}
+    return MultiAnnotatorOracle(members, k=o.k, policy=o.policy, seed=seed)
+
+
 def build_loop(
     config: ExperimentConfig,
     *,
@@ -131,14 +161,9 @@ def build_loop(
     track: bool = True,
 ) -> ActiveLoop:
     """Everything ``alloop run`` builds before the first round."""
-    from oracles import SimulatedOracle
-
     data = prepare_data(config)
     model = build_model(config, data.task, None if data.classes is None else len(data.classes))
-    oracle = SimulatedOracle(
-        data.truth, noise=config.oracle.noise, confusion=config.oracle.confusion,
-        classes=data.classes, cost=config.oracle.cost, seed=config.seed,
-    )
+    oracle = build_oracle(config, data, config.seed)
     tracker = None
     if track:
         from alloop.tracking import MlflowTracker
@@ -157,7 +182,8 @@ def build_loop(
         target=None if lp.target is None else (lp.target.metric, lp.target.value),
         stabilize=None if lp.stabilize is None else (lp.stabilize.patience, lp.stabilize.tol),
         batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
-        regularity=regularity, store=LabelStore(config.store_path()), tracker=tracker,
+        regularity=regularity, label_rule=config.oracle.aggregate,
+        unanswered=config.oracle.unanswered, store=LabelStore(config.store_path()), tracker=tracker,
         seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
         params=config.model_dump(mode="json"),
     )

@@ -24,6 +24,7 @@ from alloop.engine.select import select_batch
 from alloop.metrics import LOWER_IS_BETTER, default_metric, evaluate
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, RoundReport, Tracker
+from oracles.annotators import accepts_on_answer
 from oracles.base import Answer, Oracle, Query
 from strategies.base import Strategy, check_compatible
 from strategies.registry import get as get_strategy
@@ -85,6 +86,11 @@ class ActiveLoop:
     stabilize : (patience, tol), optional
         Stop when fewer than ``tol`` of the evaluation predictions changed for ``patience``
         consecutive rounds.
+    label_rule : {"latest", "majority", "dawid-skene"}
+        How an item's label is derived from its answers (several annotators, relabels).
+    unanswered : {"reoffer", "release"}
+        Items a round asked about but got no answer for (a person quit or timed out) are asked
+        again at the start of the next round, or returned to the pool to be scored again.
     store : LabelStore, optional
         Durable answers (an in-memory store when omitted).
     tracker : Tracker, optional
@@ -130,6 +136,8 @@ class ActiveLoop:
         batch_rule: str | None = None,
         strategy_params: dict[str, Any] | None = None,
         regularity: RegularityHook | None = None,
+        label_rule: str = "latest",
+        unanswered: str = "reoffer",
         store: LabelStore | None = None,
         tracker: Tracker | None = None,
         seed: int = 0,
@@ -178,6 +186,14 @@ class ActiveLoop:
         self.batch_rule = batch_rule or self.strategy.batch
         self.strategy_params = dict(strategy_params or {})
         self.regularity = regularity
+        if label_rule not in ("latest", "majority", "dawid-skene"):
+            raise ValueError(
+                f"label_rule must be 'latest', 'majority' or 'dawid-skene'; got {label_rule!r}"
+            )
+        if unanswered not in ("reoffer", "release"):
+            raise ValueError(f"unanswered must be 'reoffer' or 'release'; got {unanswered!r}")
+        self.label_rule = label_rule
+        self.unanswered = unanswered
         self.store = store if store is not None else LabelStore(":memory:")
         self.tracker = tracker if tracker is not None else NullTracker()
         self.seed = int(seed)
@@ -292,9 +308,7 @@ class ActiveLoop:
             store.set_meta("run_id", run_id)
 
         last = max(done) if done else -1
-        labels = store.current_labels(max_round=last)
-        if labels:
-            self.pool.add_labels(labels.keys(), labels.values())
+        self.pool.set_labels(store.current_labels(max_round=last, rule=self.label_rule))
         curve = [{"round": r, "labels": d["n_labeled"], **d["metrics"]} for r, d in sorted(done.items())]
         logged = self.tracker.logged_rounds()
         for r in sorted(set(done) - logged):  # finished in the store, not in the tracker
@@ -318,11 +332,18 @@ class ActiveLoop:
                 stop = self._stop_reason(round_, curve) if round_ > 0 else None
                 if stop:
                     break
-                row, model, previous = self._round(round_, model, previous)
+                outcome = self._round(round_, model, previous)
+                if outcome is None:  # the person quit before giving any label
+                    stop = "quit"
+                    break
+                row, model, previous = outcome
                 curve.append(row)
                 bar.update(task, advance=1, description=f"{self.run_name} {self.metric}="
                            f"{row.get(self.metric, float('nan')):.3f}")
                 round_ += 1
+                if getattr(self.oracle, "quit_requested", False):
+                    stop = "quit"  # resume with --resume; unanswered items stay open
+                    break
         frame = pd.DataFrame(curve)
         self.tracker.finish(frame, self.metric, model)
         return LoopResult(frame, model, self.pool, stop, run_id, curve)
@@ -344,7 +365,16 @@ class ActiveLoop:
             columns=["item_id", "score", "label", "kind", "annotator"],
         )
 
-    def _select(self, round_: int, model: Any) -> tuple[list[str], list[float | None], dict[str, float]]:
+    def _open_items(self, round_: int) -> list[str]:
+        """Items asked before this round that nobody has answered yet (as of its start)."""
+        if self.unanswered != "reoffer" or round_ == 0:
+            return []
+        answered = {a.item_id for a in self.store.answers() if a.round < round_}
+        return [i for i in self.store.requested_items(round_) if i not in answered]
+
+    def _select(
+        self, round_: int, model: Any, open_items: Sequence[str] = ()
+    ) -> tuple[list[str], list[float | None], dict[str, float]]:
         timing: dict[str, float] = {}
         pool = self.pool
         if round_ == 0:
@@ -355,9 +385,13 @@ class ActiveLoop:
                 ids = [str(i) for i in self.initial]
             return ids, [None] * len(ids), timing
         unlabeled = pool.unlabeled_indices()
-        k = min(self.batch_size, len(unlabeled))
+        if len(open_items):
+            unlabeled = np.setdiff1d(unlabeled, pool.index_of(open_items), assume_unique=True)
+        k = min(self.batch_size - len(open_items), len(unlabeled))
         if self.budget is not None:
-            k = min(k, self.budget - int(pool.labeled.sum()))
+            k = min(k, self.budget - int(pool.labeled.sum()) - len(open_items))
+        if k <= 0 or not len(unlabeled):
+            return [], [], timing
         X_unl = pool.features(unlabeled)
         t0 = time.perf_counter()
         scores = self.strategy.score(model, X_unl, **self._context(round_))
@@ -370,9 +404,12 @@ class ActiveLoop:
         timing["select_seconds"] = time.perf_counter() - t0
         return pool.ids[unlabeled[chosen]].tolist(), scores[chosen].tolist(), timing
 
-    def _round(self, round_: int, model: Any, previous: Any) -> tuple[dict[str, Any], Any, Any]:
+    def _round(self, round_: int, model: Any, previous: Any) -> tuple[dict[str, Any], Any, Any] | None:
         store, pool = self.store, self.pool
-        ids, scores, timing = self._select(round_, model)
+        open_items = self._open_items(round_)
+        new_ids, new_scores, timing = self._select(round_, model, open_items)
+        ids = list(open_items) + new_ids
+        scores = [None] * len(open_items) + new_scores
         store.record_requests(round_, ids, scores)
         # Answers a crashed run already received for this round are used, not asked again.
         have = {a.item_id for a in store.answers(round=round_)}
@@ -384,20 +421,40 @@ class ActiveLoop:
             for i, p, s, pred in zip(ids, positions, scores, prediction, strict=True)
             if i not in have
         ]
+        asked = {q.item_id for q in queries}
+        committed: set[int] = set()
+
+        def commit(answer: Answer) -> str | None:
+            """Validate and store one answer the moment it is given; a reason if refused."""
+            good, bad = self._check_answers([answer], asked)
+            if bad:
+                return bad[0]
+            store.append(answer, round_)
+            committed.add(id(answer))
+            return None
+
+        if hasattr(self.oracle, "on_assign"):  # persist who is asked before anyone is
+            self.oracle.on_assign = lambda assignment: store.record_assignments(round_, assignment)
         t0 = time.perf_counter()
-        answers = self.oracle.request(queries) if queries else []
+        if not queries:
+            answers = []
+        elif accepts_on_answer(self.oracle):
+            answers = self.oracle.request(queries, on_answer=commit)
+        else:
+            answers = self.oracle.request(queries)
         timing["oracle_seconds"] = time.perf_counter() - t0
-        good, bad = self._check_answers(answers, {q.item_id for q in queries})
+        late = [a for a in answers if id(a) not in committed]  # oracles without on_answer
+        good, bad = self._check_answers(late, asked)
         for answer in good:
             store.append(answer, round_)
-        new = {a.item_id: a.label for a in store.answers(round=round_, kind="label")}
-        if new:
-            pool.add_labels(new.keys(), new.values())
+        pool.set_labels(store.current_labels(max_round=round_, rule=self.label_rule))
         if bad:
             raise InvalidAnswerError(
                 "the oracle gave answers that were not stored (the valid ones were): " + "; ".join(bad)
             )
-        if self.task == "classification" and not pool.labeled.any():
+        if not pool.labeled.any():
+            if getattr(self.oracle, "quit_requested", False):
+                return None
             raise RuntimeError("no labels yet: the oracle answered none of the initial queries")
         t0 = time.perf_counter()
         model = self._fit()
@@ -412,7 +469,16 @@ class ActiveLoop:
         if getattr(model, "s", None) is not None:
             metrics["s"] = float(model.s)
         metrics.update(timing)
-        metrics["answered"] = float(sum(a.kind == "label" for a in store.answers(round=round_)))
+        this_round = store.answers(round=round_)
+        metrics["answered"] = float(sum(a.kind == "label" for a in this_round))
+        metrics["skipped"] = float(sum(a.kind != "label" for a in this_round))
+        metrics["open"] = float(len(asked - {a.item_id for a in this_round}))
+        everything = store.answers(kind="label")
+        if len({a.annotator for a in everything}) > 1:
+            from alloop.aggregation import agreement_metrics
+
+            metrics.update(agreement_metrics(everything, dict(zip(pool.ids[pool.labeled],
+                                                                  pool.labels[pool.labeled]))))
         store.complete_round(round_, n_labeled, metrics)
         self.tracker.log_round(RoundReport(round_, n_labeled, metrics, self._queries_frame(round_)))
         return {"round": round_, "labels": n_labeled, **metrics}, model, current

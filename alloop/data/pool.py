@@ -135,6 +135,14 @@ class Pool:
         self.labels[index] = labels
         self.labeled[index] = True
 
+    def set_labels(self, labels: dict[Any, Any]) -> None:
+        """Replace the labeled state with exactly these id → label pairs (items not named are
+        unlabeled again: an undo or a relabel to "unsure" removes a label)."""
+        self.labeled[:] = False
+        self.labels[:] = None
+        if labels:
+            self.add_labels(labels.keys(), labels.values())
+
     def labeled_indices(self) -> np.ndarray:
         return np.flatnonzero(self.labeled)
 

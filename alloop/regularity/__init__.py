@@ -4,10 +4,13 @@
 * :mod:`~alloop.regularity.scores` — the scores of many rows for a fitted model.
 * :mod:`~alloop.regularity.hypergradient` — V(s), V'(s) = g_V·θ̇, V''(s) and
   :func:`select_regularity`, which chooses s = log λ on a validation split.
+* :mod:`~alloop.regularity.auto` — :class:`AutoRegularity`, that choice as the loop's
+  ``regularity=`` hook (``loop_hook``: default settings).
 
 The definitions are the project's own (docs/math.md §4).
 """
 
+from alloop.regularity.auto import AutoRegularity, loop_hook
 from alloop.regularity.hypergradient import (
     RegularitySelection,
     hypergradient,
@@ -30,10 +33,12 @@ from alloop.regularity.scores import (
 )
 
 __all__ = [
+    "AutoRegularity",
     "RegularitySelection",
     "SSIDirections",
     "hypergradient",
     "hypergradient_curvature",
+    "loop_hook",
     "refit",
     "regularity_loss_derivative",
     "s_influence_scores",

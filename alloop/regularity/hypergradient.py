@@ -75,9 +75,21 @@ def validation_tensors(
     return Xv, model.encode_y(y)
 
 
-def tangent_options(damping: float) -> dict[str, float]:
-    """Solver options passed on only when set (not every tangent method takes ``damping``)."""
-    return {"damping": float(damping)} if damping else {}
+def tangent_options(
+    damping: float, method: str = "exact", solve_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Options for :func:`regularity_tangent` with ``method``, passed on only when set.
+
+    ``damping`` goes to the solvers that take it (not to "sgdf", whose tangent is stored by
+    training: there the damping is meant for the other solves); ``solve_options`` (``tol``,
+    ``max_iter``) to the linear solvers "exact" and "cg".
+    """
+    if method == "sgdf":
+        return {}
+    options: dict[str, Any] = {"damping": float(damping)} if damping else {}
+    if method in ("exact", "cg") and solve_options:
+        options.update(solve_options)
+    return options
 
 
 def refit(model: DifferentiableModel, s: float) -> DifferentiableModel:
@@ -151,9 +163,11 @@ def _hypergradient(
     tangent_method: str,
     damping: float,
     tangent: torch.Tensor | None = None,
+    solve_options: dict[str, Any] | None = None,
 ) -> tuple[float, torch.Tensor, torch.Tensor]:
     if tangent is None:
-        tangent = regularity_tangent(model, tangent_method, **tangent_options(damping))
+        options = tangent_options(damping, tangent_method, solve_options)
+        tangent = regularity_tangent(model, tangent_method, **options)
     g_val = _gradient(model, Xv, yv)
     return float(g_val @ tangent), g_val, tangent
 
@@ -198,13 +212,24 @@ def hypergradient(
 
 
 def _curvature(
-    model: DifferentiableModel, Xv, yv, step: float, tangent_method: str, damping: float
+    model: DifferentiableModel,
+    Xv,
+    yv,
+    step: float,
+    tangent_method: str,
+    damping: float,
+    solve_options: dict[str, Any] | None = None,
 ) -> float:
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"the finite-difference step in s must be positive; got {step!r}")
-    plus = _hypergradient(refit(model, model.s + step), Xv, yv, tangent_method, damping)[0]
-    minus = _hypergradient(refit(model, model.s - step), Xv, yv, tangent_method, damping)[0]
-    return (plus - minus) / (2.0 * step)
+    values = [
+        _hypergradient(
+            refit(model, model.s + sign * step), Xv, yv, tangent_method, damping,
+            solve_options=solve_options,
+        )[0]
+        for sign in (1.0, -1.0)
+    ]
+    return (values[0] - values[1]) / (2.0 * step)
 
 
 def hypergradient_curvature(

@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as fwAD
 
-from alloop.linalg import SOLVERS, solve
+from alloop.linalg import SOLVERS, hessian, solve
+from alloop.linalg.cholesky import cholesky_with_jitter
 from alloop.models.base import DifferentiableModel
 from alloop.models.glm import GLM
-from alloop.models.tensors import as_features, rows
+from alloop.models.tensors import as_features, matmul, rows
 from alloop.regularity import heuristics as hx
 from alloop.regularity.hypergradient import (
     _curvature,
@@ -40,7 +42,7 @@ from alloop.regularity.hypergradient import (
     tangent_options,
     validation_tensors,
 )
-from alloop.tangent import regularity_tangent
+from alloop.tangent import regularity_rhs, regularity_tangent
 
 __all__ = [
     "SSIDirections",
@@ -74,8 +76,61 @@ def _finite(x: torch.Tensor, what: str, model: DifferentiableModel) -> torch.Ten
     return x
 
 
-def _tangent(model: DifferentiableModel, tangent_method: str, damping: float) -> torch.Tensor:
-    theta_dot = regularity_tangent(model, tangent_method, **tangent_options(damping))
+class _Inverse:
+    """b ↦ (H + δI)⁻¹b at one fit's θ*, for every solve of that fit.
+
+    "exact" builds and factors H once (the first call) and reuses the factor, where
+    :func:`alloop.linalg.solve` would build H again for every call: STI's θ̇ and q, and SSI's
+    θ̇, u, a, b, e share one factorization. Null-space directions are projected out and a
+    numerically singular H is jittered exactly as :func:`alloop.linalg.solve` does. "cg" hands
+    each call to :func:`alloop.linalg.solve` (``options``: ``tol``, ``max_iter``).
+    """
+
+    def __init__(
+        self,
+        model: DifferentiableModel,
+        method: str,
+        damping: float = 0.0,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if method not in SOLVERS:
+            raise ValueError(f"unknown solver {method!r}; expected one of {SOLVERS}")
+        self.model, self.method, self.damping = model, method, float(damping)
+        self.options = dict(options or {})
+        self.null = model.null_space()
+        self._factor: torch.Tensor | None = None
+
+    def _project(self, b: torch.Tensor) -> torch.Tensor:
+        return b if self.null is None else b - self.null @ (self.null.T @ b)
+
+    def __call__(self, b: torch.Tensor) -> torch.Tensor:
+        if self.method != "exact":
+            return solve(self.model, b, self.method, damping=self.damping, **self.options)
+        if self._factor is None:
+            H = hessian(self.model)
+            if self.damping:
+                H = H + self.damping * torch.eye(H.shape[0], dtype=H.dtype)
+            if self.null is not None:
+                H = H + self.null @ self.null.T
+            what = f"the Hessian of {self.model!r} (λ = e^s = {self.model.lam:.3g})"
+            self._factor = cholesky_with_jitter(H, what=what)
+        b = self._project(b)
+        x = torch.cholesky_solve(b.unsqueeze(1) if b.dim() == 1 else b, self._factor)
+        return self._project(x[:, 0] if b.dim() == 1 else x)
+
+
+def _tangent(
+    model: DifferentiableModel,
+    tangent_method: str,
+    damping: float,
+    solve_options: dict[str, Any] | None = None,
+    inverse: _Inverse | None = None,
+) -> torch.Tensor:
+    if tangent_method == "exact" and inverse is not None and inverse.method == "exact":
+        theta_dot = -inverse(regularity_rhs(model))  # the "exact" tangent, on the shared factor
+    else:
+        options = tangent_options(damping, tangent_method, solve_options)
+        theta_dot = regularity_tangent(model, tangent_method, **options)
     return _finite(theta_dot.detach(), "the regularity tangent θ̇", model)
 
 
@@ -101,14 +156,52 @@ def _batches(X: torch.Tensor, batch_size: int) -> Iterator[tuple[slice, torch.Te
 def _jvps(
     model: DifferentiableModel, X: torch.Tensor, directions: list[torch.Tensor]
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(f, [ḟ_v for v in directions]) on a row batch."""
+    """(f, [ḟ_v for v in directions]) on a row batch.
+
+    A GLM is linear in θ, so ḟ_v = f(X; v): f and every ḟ_v come from ONE product of X with
+    the stacked weight matrices (reading X once, as a plain prediction does). Other models use
+    forward-mode AD on dual numbers, one pass per direction, the primal f kept from the first;
+    a model that overrides ``output_jvp`` is asked through it instead.
+    """
     theta = model.theta_
-    fdots = []
+    if isinstance(model, GLM):
+        return _glm_outputs(model, X, [theta, *directions])
+    if type(model).output_jvp is not DifferentiableModel.output_jvp:
+        fdots = []
+        f = None
+        for v in directions:
+            out, fdot = model.output_jvp(theta, X, v)
+            f = out.detach() if f is None else f
+            fdots.append(fdot.detach())
+        return f, fdots
+    return _forward_ad_outputs(model, X, theta, directions)
+
+
+def _glm_outputs(
+    model: GLM, X: torch.Tensor, thetas: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """f(X; t) for every t in ``thetas`` by one matrix product; returns (first, [rest])."""
+    parts = [model.weights(t) for t in thetas]
+    W = torch.cat([w for w, _ in parts], dim=1)
+    out = matmul(X, W)
+    if model.fit_intercept:
+        out = out + torch.cat([b for _, b in parts])
+    outs = out.detach().split(model.n_outputs_, dim=1)
+    return outs[0], list(outs[1:])
+
+
+def _forward_ad_outputs(
+    model: DifferentiableModel, X: torch.Tensor, theta: torch.Tensor, directions: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    # torch.autograd.forward_ad rather than torch.func.jvp: the same dual-number pass without
+    # the functional transform's wrapping, about twice as fast on an MLP (benchmarks/scoring.py).
     f = None
-    for v in directions:
-        out, fdot = model.output_jvp(theta, X, v)
-        f = out.detach() if f is None else f
-        fdots.append(fdot.detach())
+    fdots = []
+    with torch.no_grad(), fwAD.dual_level():
+        for v in directions:
+            out, fdot = fwAD.unpack_dual(model.output(fwAD.make_dual(theta, v), X))
+            f = out.detach() if f is None else f
+            fdots.append(torch.zeros_like(out) if fdot is None else fdot.detach())
     return f, fdots
 
 
@@ -223,8 +316,18 @@ def sti_direction(
     *,
     solve_method: str = "exact",
     damping: float = 0.0,
+    solve_options: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """q = H⁻¹θ̂ with θ̂ = θ̇/‖θ̇‖ (one solve per fit)."""
+    """q = H⁻¹θ̂ with θ̂ = θ̇/‖θ̇‖ (one solve per fit).
+
+    ``solve_options`` (``tol``, ``max_iter``) go to :func:`alloop.linalg.solve`.
+    """
+    return _sti_direction(model, tangent, _Inverse(model, solve_method, damping, solve_options))
+
+
+def _sti_direction(
+    model: DifferentiableModel, tangent: torch.Tensor, inverse: _Inverse
+) -> torch.Tensor:
     norm = float(tangent.norm())
     if norm == 0.0:
         raise ValueError(
@@ -232,7 +335,7 @@ def sti_direction(
             "penalized weight is 0), so STI's direction θ̇/‖θ̇‖ is undefined; use SLD or a "
             "smaller s"
         )
-    q = solve(model, tangent / norm, solve_method, damping=damping)
+    q = inverse(tangent / norm)
     return _finite(q.detach(), "STI's direction q = H⁻¹θ̂", model)
 
 
@@ -244,6 +347,7 @@ def sti_scores(
     tangent_method: str = "exact",
     solve_method: str | None = None,
     damping: float = 0.0,
+    solve_options: dict[str, Any] | None = None,
     tangent: torch.Tensor | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> np.ndarray:
@@ -251,13 +355,14 @@ def sti_scores(
 
     It measures how far up-weighting the point moves θ* along the regularity path. Parameters
     as :func:`sld_scores`; ``solve_method`` ("exact" or "cg") is the solver for q, by default
-    the tangent method when it is one of those, else "cg".
+    the tangent method when it is one of those, else "cg"; ``solve_options`` (``tol``,
+    ``max_iter``) go to the linear solves (e.g. a CG budget for a network).
     """
     model = check_differentiable(model, "STI")
-    theta_dot = _tangent(model, tangent_method, damping) if tangent is None else tangent
-    q = sti_direction(
-        model, theta_dot, solve_method=_solve_method(tangent_method, solve_method), damping=damping
-    )
+    inverse = _Inverse(model, _solve_method(tangent_method, solve_method), damping, solve_options)
+    if tangent is None:
+        tangent = _tangent(model, tangent_method, damping, solve_options, inverse)
+    q = _sti_direction(model, tangent, inverse)
     lik, s2 = model.likelihood, model.sigma2
     return _score_rows(
         model,
@@ -313,6 +418,7 @@ def ssi_directions(
     bounds: tuple[float, float] | None = (-10.0, 10.0),
     curvature_floor: float | None = None,
     third_order: bool = True,
+    solve_options: dict[str, Any] | None = None,
 ) -> SSIDirections:
     """θ̇, u, d and V''(s) for SSI: four solves (three without ``third_order``), two refits.
 
@@ -348,26 +454,30 @@ def ssi_directions(
         minimum) also warns and is replaced by max(|V''|, floor).
     third_order : bool
         Keep the third-derivative term e (exact first order for GLMs); see above.
+    solve_options : dict, optional
+        ``tol`` / ``max_iter`` for the linear solves (and an "exact" or "cg" tangent).
     """
     model = check_differentiable(model, "SSI")
     Xv, yv = validation_tensors(model, X_val, y_val)
     method = _solve_method(tangent_method, solve_method)
-    theta_dot = _tangent(model, tangent_method, damping)
+    solve_kw = dict(solve_options or {})
+    inverse = _Inverse(model, method, damping, solve_kw)  # one factorization for every solve
+    theta_dot = _tangent(model, tangent_method, damping, solve_kw, inverse)
     grad_s, g_val, _ = _hypergradient(model, Xv, yv, tangent_method, damping, theta_dot)
     h_theta_dot = _hvp(model, Xv, yv, theta_dot)
-    ua = solve(model, torch.stack([g_val, h_theta_dot], dim=1), method, damping=damping)
+    ua = inverse(torch.stack([g_val, h_theta_dot], dim=1))
     u, a = ua[:, 0], ua[:, 1]
     theta = model.theta_
     c_hvp = torch.func.jvp(torch.func.grad(model.complexity), (theta,), (u,))[1].detach()
     rhs = [model.lam * c_hvp]
     if third_order:
         rhs.append(_third_order_gradient(model, u, theta_dot))
-    be = solve(model, torch.stack(rhs, dim=1), method, damping=damping)
+    be = inverse(torch.stack(rhs, dim=1))
     d = be[:, 0] - a + (be[:, 1] if third_order else 0.0)
     d = _finite(d.detach(), "SSI's direction d", model)
     u = _finite(u.detach(), "SSI's direction u = H⁻¹g_V", model)
 
-    raw = _curvature(model, Xv, yv, fd_step, tangent_method, damping)
+    raw = _curvature(model, Xv, yv, fd_step, tangent_method, damping, solve_kw)
     floor = 1e-6 * Xv.shape[0] if curvature_floor is None else float(curvature_floor)
     curvature = raw
     at_bound = bounds is not None and any(
@@ -492,7 +602,7 @@ def ssi_scores(
         Rows per batch of output JVPs (three per batch: along d, u and θ̇).
     **options
         Passed to :func:`ssi_directions` (``tangent_method``, ``solve_method``, ``damping``,
-        ``fd_step``, ``bounds``, ``curvature_floor``, ``third_order``).
+        ``fd_step``, ``bounds``, ``curvature_floor``, ``third_order``, ``solve_options``).
     """
     model = check_differentiable(model, "SSI")
     dirs = ssi_directions(model, X_val, y_val, **options) if directions is None else directions

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ CREATE TABLE IF NOT EXISTS requests (
     requested_at REAL    NOT NULL,
     PRIMARY KEY (round, item_id)
 );
+CREATE TABLE IF NOT EXISTS assignments (
+    round       INTEGER NOT NULL,
+    item_id     TEXT    NOT NULL,
+    annotator   TEXT    NOT NULL,
+    assigned_at REAL    NOT NULL,
+    PRIMARY KEY (round, item_id, annotator)
+);
 CREATE TABLE IF NOT EXISTS rounds (
     round        INTEGER PRIMARY KEY,
     n_labeled    INTEGER NOT NULL,
@@ -55,6 +63,17 @@ BEGIN SELECT RAISE(ABORT, 'the label store is append-only: answers cannot be cha
 CREATE TRIGGER IF NOT EXISTS answers_append_only_delete BEFORE DELETE ON answers
 BEGIN SELECT RAISE(ABORT, 'the label store is append-only: answers cannot be deleted'); END;
 """
+
+
+def _locked(method):
+    """Run a LabelStore method under the store's lock."""
+
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
 
 
 def _to_json(value: Any) -> str | None:
@@ -99,7 +118,12 @@ class LabelStore:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        # One connection shared by the loop and the threads of annotators' oracles; the lock
+        # serialises its use (each answer is still its own transaction).
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
+        self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
@@ -125,10 +149,12 @@ class LabelStore:
         return f"LabelStore({self.path!r})"
 
     # ----------------------------------------------------------------- meta
+    @_locked
     def get_meta(self, key: str) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    @_locked
     def set_meta(self, key: str, value: Any) -> None:
         self._conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -137,6 +163,7 @@ class LabelStore:
         )
 
     # ----------------------------------------------------------------- answers
+    @_locked
     def append(self, answer: Answer, round: int) -> int:
         """Commit one answer durably; return its sequence number."""
         cur = self._conn.execute(
@@ -158,6 +185,7 @@ class LabelStore:
         """Commit answers one by one (each its own transaction)."""
         return [self.append(a, round) for a in answers]
 
+    @_locked
     def answers(self, round: int | None = None, kind: str | None = None) -> list[StoredAnswer]:
         """The log in commit order, optionally filtered by round and kind."""
         sql = "SELECT seq, item_id, label, kind, annotator, round, cost, created_at FROM answers"
@@ -176,18 +204,30 @@ class LabelStore:
             for r in rows
         ]
 
-    def current_labels(self, max_round: int | None = None) -> dict[str, Any]:
-        """item id → its latest label (answers of kind ``"label"``, rounds ≤ ``max_round``)."""
-        out: dict[str, Any] = {}
-        for a in self.answers(kind="label"):
-            if max_round is None or a.round <= max_round:
-                out[a.item_id] = a.label
-        return out
+    def current_labels(self, max_round: int | None = None, rule: str = "latest") -> dict[str, Any]:
+        """item id → its label aggregated over the log (rounds ≤ ``max_round``).
 
+        ``rule`` is ``"latest"`` (each item's most recent vote; a later skip or unsure by the same
+        annotator withdraws their label), ``"majority"`` or ``"dawid-skene"`` (see
+        :mod:`alloop.aggregation`). The raw answers are never changed.
+        """
+        from alloop.aggregation import dawid_skene, latest_label, majority_vote
+
+        log = [a for a in self.answers() if max_round is None or a.round <= max_round]
+        if rule == "latest":
+            return latest_label(log)
+        if rule == "majority":
+            return majority_vote(log)
+        if rule == "dawid-skene":
+            return dict(dawid_skene(log).labels) if any(a.kind == "label" for a in log) else {}
+        raise ValueError(f"unknown label rule {rule!r}; expected latest, majority or dawid-skene")
+
+    @_locked
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     # ----------------------------------------------------------------- requests
+    @_locked
     def record_requests(
         self, round: int, item_ids: Iterable[str], scores: Iterable[float | None]
     ) -> None:
@@ -203,6 +243,39 @@ class LabelStore:
                 rows,
             )
 
+    @_locked
+    def record_assignments(self, round: int, assignment: dict[str, Iterable[str]]) -> None:
+        """Persist which annotators an item of a round was given to, before they are asked."""
+        now = time.time()
+        rows = [(int(round), str(i), str(a), now) for i, people in assignment.items() for a in people]
+        with self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO assignments (round, item_id, annotator, assigned_at) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    @_locked
+    def assignments(self, round: int) -> dict[str, list[str]]:
+        """item id → annotators it was assigned to in a round."""
+        out: dict[str, list[str]] = {}
+        for item, annotator in self._conn.execute(
+            "SELECT item_id, annotator FROM assignments WHERE round = ? ORDER BY rowid", (int(round),)
+        ):
+            out.setdefault(item, []).append(annotator)
+        return out
+
+    @_locked
+    def requested_items(self, before_round: int) -> list[str]:
+        """Distinct items requested in rounds before ``before_round``, in request order."""
+        rows = self._conn.execute(
+            "SELECT item_id FROM requests WHERE round < ? GROUP BY item_id ORDER BY MIN(rowid)",
+            (int(before_round),),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    @_locked
     def requests(self, round: int) -> list[tuple[str, float | None]]:
         """(item id, score) of a round's queries, in the order they were selected."""
         return self._conn.execute(
@@ -210,6 +283,7 @@ class LabelStore:
         ).fetchall()
 
     # ----------------------------------------------------------------- rounds
+    @_locked
     def complete_round(self, round: int, n_labeled: int, metrics: dict[str, float]) -> None:
         """Mark a round finished (after its answers are stored and tracked)."""
         self._conn.execute(
@@ -218,6 +292,7 @@ class LabelStore:
             (int(round), int(n_labeled), json.dumps(metrics), time.time()),
         )
 
+    @_locked
     def completed_rounds(self) -> dict[int, dict[str, Any]]:
         """round → {"n_labeled", "metrics"} for every finished round."""
         rows = self._conn.execute(

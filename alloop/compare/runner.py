@@ -1,0 +1,413 @@
+"""Run strategies × seeds in parallel processes, tracked in one MLflow experiment.
+
+What a rerun does with each (strategy, seed) pair, decided from MLflow and the label stores:
+
+- a FINISHED parent run with the same settings: skipped (``force=True`` discards it and reruns);
+- an unfinished run (the process was killed) whose label store names it: resumed, so the
+  finished rounds are kept and the curve is the uninterrupted one;
+- anything else: started afresh. A stale label store is removed first; compare stores only hold
+  answers of the simulated oracle, which the data set reproduces.
+
+Each pair runs in a worker process (``spawn`` start method) with one BLAS and torch thread, so a
+pair's curve is the same whatever ``jobs`` is. Workers exit when the compare process dies. The
+full-data reference model of each seed is fitted and logged as a run of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from alloop.compare.config import CompareConfig, load_compare_config
+from alloop.compare.runs import (
+    FULL_DATA,
+    LOOP,
+    config_params,
+    discard_run,
+    identity,
+    search_runs,
+)
+from alloop.config import parse_config
+
+
+class CompareError(RuntimeError):
+    """Some (strategy, seed) runs failed; the others finished and are in MLflow."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for a worker: a loop run, or the full-data fit of a seed."""
+
+    kind: str  # LOOP or FULL_DATA
+    seed: int
+    config: dict[str, Any]
+    strategy: str | None = None
+    resume: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy} seed {self.seed}" if self.kind == LOOP else f"full data seed {self.seed}"
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: what is left to do
+# --------------------------------------------------------------------------------------------
+
+
+def _remove_store(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _stored_run_id(path: Path) -> tuple[bool, str | None]:
+    """(whether the label store exists, the parent run id it records)."""
+    if not path.exists():
+        return False, None
+    from alloop.store import LabelStore
+
+    store = LabelStore(path)
+    try:
+        return True, store.get_meta("run_id")
+    finally:
+        store.close()
+
+
+def plan(
+    cfg: CompareConfig, client: Any, experiment_id: str, force: bool = False
+) -> tuple[list[Task], list[dict[str, Any]]]:
+    """The tasks a compare still has to run, and the pairs it can skip.
+
+    Discards (marks deleted) unfinished MLflow runs that cannot be resumed, and removes label
+    stores that do not belong to a resumable run.
+    """
+    tasks: list[Task] = []
+    skipped: list[dict[str, Any]] = []
+
+    fulls = search_runs(client, experiment_id, FULL_DATA)
+    for seed in cfg.seeds:
+        config = cfg.full_data_config(seed)
+        wanted = identity(_full_params(config))
+        same = [r for r in fulls if identity(r.data.params) == wanted]
+        done = [r for r in same if r.info.status == "FINISHED"]
+        if done and not force:
+            skipped.append({"kind": FULL_DATA, "strategy": None, "seed": seed, "run_id": done[-1].info.run_id})
+            continue
+        for run in same:
+            discard_run(client, experiment_id, run.info.run_id)
+        tasks.append(Task(FULL_DATA, seed, config.model_dump(mode="json")))
+
+    loops = search_runs(client, experiment_id, LOOP)
+    for strategy, seed in cfg.pairs():
+        config = cfg.run_config(strategy, seed)
+        wanted = identity(config_params(config))
+        same = [r for r in loops if identity(r.data.params) == wanted]
+        done = [r for r in same if r.info.status == "FINISHED"]
+        store = Path(config.store_path())
+        if done and not force:
+            skipped.append({"kind": LOOP, "strategy": strategy, "seed": seed, "run_id": done[-1].info.run_id})
+            continue
+        exists, stored = _stored_run_id(store)
+        open_ids = {r.info.run_id for r in same if r.info.status != "FINISHED"}
+        resume = exists and not force and (stored is None or stored in open_ids)
+        for run in same:
+            if not (resume and run.info.run_id == stored):
+                discard_run(client, experiment_id, run.info.run_id)
+        if exists and not resume:
+            _remove_store(store)
+        tasks.append(Task(LOOP, seed, config.model_dump(mode="json"), strategy, resume))
+    return tasks, skipped
+
+
+def _full_params(config: Any) -> dict[str, str]:
+    """A full-data run's params: its config without the (unused) strategy and store."""
+    return {k: v for k, v in config_params(config).items() if not k.startswith(("strategy.", "store."))}
+
+
+# --------------------------------------------------------------------------------------------
+# Workers
+# --------------------------------------------------------------------------------------------
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:  # re-parented: the compare process is gone
+            os._exit(1)
+        time.sleep(0.5)
+
+
+def _init_worker(parent_pid: int, threads: int) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _warning_summary(caught: list[warnings.WarningMessage]) -> dict[str, Any]:
+    """How many warnings a run raised and the first of them (workers keep the console quiet)."""
+    if not caught:
+        return {"warnings": 0}
+    first = caught[0]
+    return {"warnings": len(caught), "warning": f"{first.category.__name__}: {first.message}"}
+
+
+def _run_loop(config_data: dict[str, Any], tracking_uri: str, resume: bool) -> dict[str, Any]:
+    from alloop.experiment import build_loop
+
+    start = time.perf_counter()
+    loop = None
+    try:
+        config = parse_config(config_data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loop = build_loop(config, tracking_uri=tracking_uri, progress=False)
+            result = loop.run(resume=resume)
+        noted = _warning_summary(caught)
+        if noted["warnings"] and result.run_id is not None:
+            loop.tracker.client.set_tag(result.run_id, "alloop.warnings", str(noted["warnings"]))
+            loop.tracker.client.set_tag(result.run_id, "alloop.warning", noted["warning"][:5000])
+        last = result.curve.iloc[-1]
+        return {
+            "run_id": result.run_id, "stop_reason": result.stop_reason,
+            "labels": int(last["labels"]), "metric": loop.metric,
+            "value": float(last[loop.metric]), "seconds": time.perf_counter() - start, **noted,
+        }
+    except Exception as exc:  # returned, not raised: one failed pair must not stop the others
+        run_id = getattr(getattr(loop, "tracker", None), "run_id", None)
+        if run_id is not None:
+            loop.tracker.client.set_terminated(run_id, "FAILED")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "run_id": run_id}
+    finally:
+        if loop is not None:
+            loop.store.close()
+
+
+def fit_full_data(config: Any) -> tuple[dict[str, float], int]:
+    """Test metrics of the config's model fitted on every item of the pool, and the pool size.
+
+    The reference a learning curve is measured against: what labeling everything (with the
+    true labels) would give. The model is fitted exactly as the loop fits it each round,
+    automatic regularity included, so the two are comparable.
+    """
+    from alloop.experiment import build_loop
+    from alloop.metrics import evaluate
+
+    loop = build_loop(config, progress=False, track=False)
+    try:
+        pool, truth = loop.pool, loop.oracle.truth
+        pool.add_labels(pool.ids, [truth[i] for i in pool.ids.tolist()])
+        model = loop._fit()  # the loop's own fit: same regularity rule, same solver
+        return evaluate(model, loop.X_test, loop.y_test, loop.classes), len(pool)
+    finally:
+        loop.store.close()
+
+
+def _run_full_data(config_data: dict[str, Any], tracking_uri: str) -> dict[str, Any]:
+    from mlflow.entities import Metric, Param
+
+    from alloop.tracking import MlflowTracker
+
+    start = time.perf_counter()
+    try:
+        config = parse_config(config_data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            metrics, n = fit_full_data(config)
+        seconds = time.perf_counter() - start
+        tracker = MlflowTracker(config.tracking.experiment or config.name, tracking_uri)
+        client = tracker.client
+        run = client.create_run(tracker.experiment_id, run_name=f"full-data-seed{config.seed}",
+                                tags={"alloop": FULL_DATA})
+        stamp = int(time.time() * 1000)
+        values = {**metrics, "labels": float(n), "fit_seconds": seconds}
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()],
+            params=[Param(k, v) for k, v in _full_params(config).items()],
+        )
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return {"run_id": run.info.run_id, "labels": n, "seconds": seconds, "values": metrics,
+                **_warning_summary(caught)}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+# --------------------------------------------------------------------------------------------
+# compare()
+# --------------------------------------------------------------------------------------------
+
+
+def _describe(task: Task, result: dict[str, Any]) -> str:
+    if task.kind == LOOP:
+        text = (f"{result['metric']} {result['value']:.4f} at {result['labels']} labels, "
+                f"{result['seconds']:.1f} s{' (resumed)' if task.resume else ''}")
+    else:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in result["values"].items())
+        text = f"{shown} with all {result['labels']} labels"
+    if result.get("warnings"):
+        text += f"\n    {result['warnings']} warnings, the first: {result['warning'][:200]}"
+    return text
+
+
+@contextmanager
+def _exclusive(folder: Path):
+    """Hold a lock on the store folder: two compares of one config would run pairs twice."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one compare at a time is on the user
+        yield
+        return
+    with open(folder / ".compare.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CompareError(
+                f"another alloop compare is running on {folder}; wait for it to finish"
+            ) from None
+        yield
+
+
+def _check_strategies(cfg: CompareConfig) -> None:
+    """Refuse strategies the model cannot serve before any process starts."""
+    import strategies
+    from alloop.experiment import build_model, prepare_data
+    from strategies.base import check_compatible
+
+    config = cfg.full_data_config(cfg.seeds[0])
+    data = prepare_data(config)
+    model = build_model(config, data.task, None if data.classes is None else len(data.classes))
+    problems = []
+    for name in cfg.strategy_names:
+        try:
+            check_compatible(strategies.get(name), model)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"  {name}: {exc}")
+    if problems:
+        raise ValueError(
+            "these strategies cannot run on this data and model; remove them from "
+            "compare.strategies:\n" + "\n".join(problems)
+        )
+
+
+def compare(
+    config: CompareConfig | str | os.PathLike[str],
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Run every (strategy, seed) pair of a compare config and summarize them.
+
+    Parameters
+    ----------
+    config : CompareConfig or path
+        A compare YAML (see :mod:`alloop.compare.config`) or a parsed one.
+    jobs : int
+        Worker processes run at once.
+    force : bool
+        Rerun pairs that already finished (their old MLflow runs are marked deleted).
+    tracking_uri : str, optional
+        Default: the config's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
+        ``sqlite:///mlflow.db``.
+    progress : bool
+        Print a line as each run finishes.
+    threads : int
+        BLAS and torch threads per worker; more than one can make curves depend on ``jobs``.
+
+    Returns
+    -------
+    DataFrame
+        The comparison table of :func:`alloop.compare.stats.summarize`, one row per strategy,
+        best first. ``frame.attrs["metric"]`` names the metric; ``frame.attrs["runs"]`` lists what was done with each pair (``ran``,
+        ``resumed`` or ``skipped``), with run ids.
+
+    Raises
+    ------
+    CompareError
+        When some runs failed (the message has their errors; the rest are kept).
+
+    Notes
+    -----
+    Worker processes are started with ``spawn``: in a script, call ``compare`` under
+    ``if __name__ == "__main__":``.
+
+    Examples
+    --------
+    >>> table = compare("experiments/benchmarks/digits.yaml", jobs=4)  # doctest: +SKIP
+    >>> table[["strategy", "nauc_accuracy", "p_vs_random"]]  # doctest: +SKIP
+    """
+    import multiprocessing
+
+    from rich.console import Console
+
+    from alloop.compare.runs import load_comparison
+    from alloop.compare.stats import summarize
+    from alloop.metrics import LOWER_IS_BETTER, default_metric
+    from alloop.tracking import MlflowTracker, resolve_tracking_uri
+
+    if jobs < 1 or threads < 1:
+        raise ValueError(f"jobs and threads must be at least 1; got jobs={jobs}, threads={threads}")
+    cfg = config if isinstance(config, CompareConfig) else load_compare_config(config)
+    uri = resolve_tracking_uri(tracking_uri or cfg.base.tracking.uri)
+    console = Console(stderr=True, quiet=not progress, highlight=False)
+    _check_strategies(cfg)
+    # The parent creates the experiment (and a fresh store's schema) before any worker writes.
+    tracker = MlflowTracker(cfg.experiment, uri)
+    outcomes: list[dict[str, Any]] = []
+    with _exclusive(cfg.store_dir):
+        tasks, skipped = plan(cfg, tracker.client, tracker.experiment_id, force)
+        outcomes += [{**s, "action": "skipped"} for s in skipped]
+        console.print(
+            f"{cfg.experiment}: {len(tasks)} runs to do, {len(skipped)} already finished "
+            f"({len(cfg.strategy_names)} strategies × {len(cfg.seeds)} seeds, {jobs} jobs)"
+        )
+        failures = []
+        if tasks:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                max_workers=min(jobs, len(tasks)), mp_context=context,
+                initializer=_init_worker, initargs=(os.getpid(), threads),
+            ) as pool:
+                futures = {
+                    (pool.submit(_run_loop, t.config, uri, t.resume) if t.kind == LOOP
+                     else pool.submit(_run_full_data, t.config, uri)): t
+                    for t in tasks
+                }
+                for count, future in enumerate(as_completed(futures), start=1):
+                    task = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # the worker process itself died
+                        result = {"error": f"{type(exc).__name__}: {exc}", "traceback": ""}
+                    action = "resumed" if task.resume else "ran"
+                    outcomes.append({"kind": task.kind, "strategy": task.strategy, "seed": task.seed,
+                                     "run_id": result.get("run_id"), "action": action,
+                                     "error": result.get("error")})
+                    if "error" in result:
+                        failures.append(f"{task.label}: {result['error']}\n{result['traceback']}")
+                        console.print(f"[{count}/{len(tasks)}] {task.label}: [red]failed[/] {result['error']}")
+                    else:
+                        console.print(f"[{count}/{len(tasks)}] {task.label}: {_describe(task, result)}")
+    if failures:
+        raise CompareError(f"{len(failures)} of {len(tasks)} runs failed:\n" + "\n".join(failures))
+    runs = load_comparison(cfg.experiment, uri).restrict(cfg.strategy_names, cfg.seeds)
+    metric = default_metric(runs.task)
+    table = summarize(runs.curves, runs.full, metric, metric in LOWER_IS_BETTER)
+    table.attrs["metric"] = metric
+    table.attrs["runs"] = pd.DataFrame(outcomes)
+    return table
