@@ -105,6 +105,11 @@ class StabilizeConfig(_Section):
     tol: float = Field(0.01, ge=0.0, le=1.0)
 
 
+class RelabelConfig(_Section):
+    every: int = Field(1, gt=0, description="relabel every this many rounds")
+    count: int = Field(5, gt=0, description="labeled items sent back per relabel round")
+
+
 class LoopConfig(_Section):
     initial: int = Field(20, gt=0)
     batch_size: int = Field(10, gt=0)
@@ -112,6 +117,9 @@ class LoopConfig(_Section):
     budget: int | None = Field(None, gt=0)
     target: TargetConfig | None = None
     stabilize: StabilizeConfig | None = None
+    relabel: RelabelConfig | None = Field(
+        None, description="send FVM-flagged labels back to the oracle with a proposed label"
+    )
 
 
 class AnnotatorConfig(_Section):

@@ -181,6 +181,7 @@ def build_loop(
         budget=lp.budget,
         target=None if lp.target is None else (lp.target.metric, lp.target.value),
         stabilize=None if lp.stabilize is None else (lp.stabilize.patience, lp.stabilize.tol),
+        relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),
         batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
         regularity=regularity, label_rule=config.oracle.aggregate,
         unanswered=config.oracle.unanswered, store=LabelStore(config.store_path()), tracker=tracker,

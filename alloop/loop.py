@@ -86,6 +86,11 @@ class ActiveLoop:
     stabilize : (patience, tol), optional
         Stop when fewer than ``tol`` of the evaluation predictions changed for ``patience``
         consecutive rounds.
+    relabel : (every, count), optional
+        Every ``every`` rounds, send the ``count`` labeled items that flat-validation-minimum
+        influence (FVM) flags as most likely mislabeled back to the oracle, with the label FVM
+        proposes. The answer is a new row in the store; the old label stays in the history.
+        Needs validation data and a differentiable classifier.
     label_rule : {"latest", "majority", "dawid-skene"}
         How an item's label is derived from its answers (several annotators, relabels).
     unanswered : {"reoffer", "release"}
@@ -136,6 +141,7 @@ class ActiveLoop:
         batch_rule: str | None = None,
         strategy_params: dict[str, Any] | None = None,
         regularity: RegularityHook | None = None,
+        relabel: tuple[int, int] | None = None,
         label_rule: str = "latest",
         unanswered: str = "reoffer",
         store: LabelStore | None = None,
@@ -192,6 +198,9 @@ class ActiveLoop:
             )
         if unanswered not in ("reoffer", "release"):
             raise ValueError(f"unanswered must be 'reoffer' or 'release'; got {unanswered!r}")
+        if relabel is not None and (len(relabel) != 2 or min(relabel) < 1):
+            raise ValueError(f"relabel must be (every, count) with positive integers; got {relabel!r}")
+        self.relabel = relabel
         self.label_rule = label_rule
         self.unanswered = unanswered
         self.store = store if store is not None else LabelStore(":memory:")
@@ -404,6 +413,37 @@ class ActiveLoop:
         timing["select_seconds"] = time.perf_counter() - t0
         return pool.ids[unlabeled[chosen]].tolist(), scores[chosen].tolist(), timing
 
+    def _relabel_queries(self, round_: int, model: Any) -> list[Query]:
+        """Queries for the labeled items FVM flags as likely mislabeled (with a proposed label)."""
+        if self.relabel is None or round_ == 0 or round_ % self.relabel[0] or model is None:
+            return []
+        from alloop.influence import relabel_proposals, validation_minimum_influence
+
+        X_val, y_val, _ = self._validation()
+        index = self.pool.labeled_indices()
+        relabeled = {a.item_id for a in self.store.answers() if a.round > 0} & set(
+            i for r in range(1, round_) for i, _ in self.store.requests(r)
+        )
+        X_l, y_l = self.pool.labeled_data()
+        try:
+            fvm = validation_minimum_influence(model, X_l, y_l, X_val, y_val, flat=True)
+            proposals, _ = relabel_proposals(model, fvm.minimum.theta, X_l, X_val, y_val)
+        except (ValueError, TypeError) as exc:
+            import warnings
+
+            warnings.warn(f"round {round_}: no relabel queries ({exc})", RuntimeWarning, stacklevel=2)
+            return []
+        scores = fvm.scores.numpy()
+        order = [j for j in np.argsort(-scores, kind="stable") if self.pool.ids[index[j]] not in relabeled]
+        out = []
+        for j in order[: self.relabel[1]]:
+            p = index[j]
+            out.append(Query(self.pool.ids[p], x=self.pool.features(np.array([p])),
+                             raw=None if self.pool.raw is None else self.pool.raw[p],
+                             score=float(scores[j]), prediction=y_l[j], round=round_,
+                             proposed_label=proposals[j].item() if hasattr(proposals[j], "item") else proposals[j]))
+        return out
+
     def _round(self, round_: int, model: Any, previous: Any) -> tuple[dict[str, Any], Any, Any] | None:
         store, pool = self.store, self.pool
         open_items = self._open_items(round_)
@@ -421,6 +461,10 @@ class ActiveLoop:
             for i, p, s, pred in zip(ids, positions, scores, prediction, strict=True)
             if i not in have
         ]
+        relabels = [q for q in self._relabel_queries(round_, model) if q.item_id not in have]
+        if relabels:
+            store.record_requests(round_, [q.item_id for q in relabels], [q.score for q in relabels])
+            queries += relabels
         asked = {q.item_id for q in queries}
         committed: set[int] = set()
 
@@ -473,6 +517,8 @@ class ActiveLoop:
         metrics["answered"] = float(sum(a.kind == "label" for a in this_round))
         metrics["skipped"] = float(sum(a.kind != "label" for a in this_round))
         metrics["open"] = float(len(asked - {a.item_id for a in this_round}))
+        if self.relabel is not None:
+            metrics["relabeled"] = float(len(relabels))
         everything = store.answers(kind="label")
         if len({a.annotator for a in everything}) > 1:
             from alloop.aggregation import agreement_metrics

@@ -25,6 +25,9 @@ class SimulatedOracle:
         The label set (needed for noise); default: the distinct values of ``truth``.
     cost : float or mapping item id → float
         Cost recorded with each answer.
+    relabel_noise : float
+        Noise of an answer to a relabel query (one that comes with a proposed label): a second,
+        careful look. Default 0: such answers are the ground truth.
     seed : int
         Noise is drawn from a generator keyed by (seed, item id), so an item gets the same
         answer however often, and in whatever order, it is asked.
@@ -45,6 +48,7 @@ class SimulatedOracle:
         cost: float | Mapping[str, float] = 1.0,
         seed: int = 0,
         annotator: str = "simulated",
+        relabel_noise: float = 0.0,
     ) -> None:
         self.truth = {str(k): v for k, v in truth.items()}
         if not 0.0 <= noise < 1.0:
@@ -65,6 +69,7 @@ class SimulatedOracle:
             raise ValueError("label noise needs at least two classes")
         self.cost = cost
         self.seed = seed
+        self.relabel_noise = relabel_noise
         self.annotator = annotator
 
     def _rng(self, item_id: str) -> np.random.Generator:
@@ -86,6 +91,17 @@ class SimulatedOracle:
             return others[rng.integers(len(others))]
         return y
 
+    def _recheck(self, item_id: str) -> Any:
+        """A relabel answer: the truth, except with probability ``relabel_noise``."""
+        y = self.truth[item_id]
+        if not self.relabel_noise:
+            return y
+        rng = np.random.default_rng([self.seed, 1, *item_id.encode()])
+        if rng.random() < self.relabel_noise:
+            others = [c for c in self.classes if c != y]
+            return others[rng.integers(len(others))]
+        return y
+
     def request(
         self, queries: Sequence[Query], on_answer: AnswerSink | None = None
     ) -> list[Answer]:
@@ -93,7 +109,8 @@ class SimulatedOracle:
         out = []
         for q in queries:
             cost = self.cost.get(q.item_id, 1.0) if isinstance(self.cost, Mapping) else self.cost
-            answer = Answer(q.item_id, self._answer(q.item_id), self.annotator, "label", float(cost))
+            label = self._answer(q.item_id) if q.proposed_label is None else self._recheck(q.item_id)
+            answer = Answer(q.item_id, label, self.annotator, "label", float(cost))
             if on_answer is None or on_answer(answer) is None:
                 out.append(answer)
         return out

@@ -1,10 +1,15 @@
 """Compare query strategies over seeds: run them, read them back from MLflow, report.
 
-- :func:`compare` — run strategies × seeds of a compare config in parallel processes;
+- :func:`compare` — run strategies × seeds of a compare config in parallel processes; the
+  module itself is callable as that function, so ``alloop.compare("config.yaml", jobs=4)``
+  works and ``alloop.compare.report`` stays reachable;
 - :func:`report` — learning curves, the summary table and paired tests of an experiment;
 - :func:`load_comparison` — the runs of an experiment as data frames, for notebooks;
 - :func:`summarize` and the rest of :mod:`alloop.compare.stats` — the statistics themselves.
 """
+
+import sys
+import types
 
 from alloop.compare.config import CompareConfig, load_compare_config, parse_compare_config
 from alloop.compare.report import Report, report, write_page
@@ -28,3 +33,13 @@ __all__ = [
     "summarize",
     "write_page",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """This package, callable as :func:`compare` (the name a notebook reaches for)."""
+
+    def __call__(self, *args, **kwargs):
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -65,9 +65,14 @@ def describe(runs: Comparison) -> str:
     text = f", text column `{p['data.text_column']}`" if p.get("data.text_column") not in (None, "None") else ""
     target = f" (target `{p['data.target']}`)" if p.get("data.target") not in (None, "None") else ""
     cap = f", subsampled to {p['data.max_items']}" if p.get("data.max_items") not in (None, "None") else ""
+    strength = [f"{k} = {p[f'model.{k}']}" for k in ("C", "s", "alpha") if p.get(f"model.{k}") not in (None, "None")]
+    rule = {"True": "s chosen each round on validation data", "False": "fixed s"}.get(
+        p.get("model.auto_regularity", "None"), "the default regularity rule"
+    )
     return (
         f"`{p.get('data.source', '?')}`{target}{text}{cap}: {runs.task}, {pool}"
-        f"model `{p.get('model.kind', '?')}`; {p.get('loop.initial', '?')} random initial labels, "
+        f"model `{p.get('model.kind', '?')}` ({', '.join([*strength, rule])}); "
+        f"{p.get('loop.initial', '?')} random initial labels, "
         f"then {p.get('loop.rounds', '?')} rounds of {p.get('loop.batch_size', '?')}; "
         f"{len(runs.seeds)} seeds ({', '.join(map(str, runs.seeds))})."
     )

@@ -21,7 +21,7 @@ import time
 import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,8 @@ def _run_loop(config_data: dict[str, Any], tracking_uri: str, resume: bool) -> d
     except Exception as exc:  # returned, not raised: one failed pair must not stop the others
         run_id = getattr(getattr(loop, "tracker", None), "run_id", None)
         if run_id is not None:
-            loop.tracker.client.set_terminated(run_id, "FAILED")
+            with suppress(Exception):  # the error to report is the one above
+                loop.tracker.client.set_terminated(run_id, "FAILED")
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "run_id": run_id}
     finally:

@@ -107,12 +107,22 @@ class GLM(DifferentiableModel):
         return mask.reshape(-1)
 
     def null_space(self) -> torch.Tensor | None:
-        if self.likelihood != "categorical" or not self.fit_intercept:
+        """Flat directions of a softmax: adding one vector to every class's parameters.
+
+        The intercepts are always free (unpenalized), so their common shift is flat; with no
+        penalty at all (λ = 0, e.g. a validation-only objective) every row is.
+        """
+        if self.likelihood != "categorical":
             return None
         d, k = self.n_features_, self.n_outputs_
-        q = torch.zeros(d + 1, k, dtype=DTYPE)
-        q[d] = 1.0 / np.sqrt(k)
-        return q.reshape(-1, 1)
+        rows_ = d + int(self.fit_intercept)
+        flat_rows = range(rows_) if self.lam == 0.0 else ([d] if self.fit_intercept else [])
+        if not flat_rows:
+            return None
+        Q = torch.zeros(rows_, k, len(flat_rows), dtype=DTYPE)
+        for j, row in enumerate(flat_rows):
+            Q[row, :, j] = 1.0 / np.sqrt(k)
+        return Q.reshape(-1, len(flat_rows))
 
     # ----------------------------------------------------------------- closed forms
     def design(self, X: torch.Tensor) -> torch.Tensor:
