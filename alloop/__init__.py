@@ -3,14 +3,30 @@
 The public API is small:
 
 - :class:`Pool`, :class:`LabelStore`, :class:`ActiveLoop` — the loop and its durable state;
-- :func:`load_config`, :func:`run_experiment` — the same loop from a YAML config;
-- models in :mod:`alloop.models`, strategies in :mod:`strategies`, oracles in :mod:`oracles`.
+- models in :mod:`alloop.models`, strategies in :mod:`strategies`, oracles in :mod:`oracles`;
+- :func:`alloop.config.load_config` and :func:`alloop.experiment.run_experiment` — the same loop
+  from a YAML config (what ``alloop run`` does).
+
+The names below are imported on first use, so ``import alloop.linalg`` (the math) does not
+load the loop, the oracles or MLflow.
 """
 
-from alloop.data.pool import Pool
-from alloop.loop import ActiveLoop, LoopResult
-from alloop.store.label_store import LabelStore
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "ActiveLoop": "alloop.loop",
+    "LoopResult": "alloop.loop",
+    "Pool": "alloop.data.pool",
+    "LabelStore": "alloop.store.label_store",
+}
+
 __all__ = ["ActiveLoop", "LabelStore", "LoopResult", "Pool", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'alloop' has no attribute {name!r}")

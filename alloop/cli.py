@@ -53,7 +53,7 @@ def run(
         _fail(str(exc))
     try:
         result = run_experiment(cfg, resume=resume, tracking_uri=tracking_uri, progress=progress)
-    except (StoreNotEmptyError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (StoreNotEmptyError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc).strip("'\""))
     table = Table(title=f"{cfg.name}: {cfg.strategy.name}, seed {cfg.seed} (stopped: {result.stop_reason})")
     metric_cols = [c for c in ("accuracy", "macro_f1", "log_loss", "rmse", "mae", "r2") if c in result.curve]
@@ -75,6 +75,9 @@ def labels_export(
     source: Annotated[Path, typer.Argument(help="a label store (.sqlite) or the run's YAML config")],
     out: Annotated[Path, typer.Option(help="output file: .csv or .parquet")] = Path("labels.csv"),
     seed: Annotated[int | None, typer.Option(help="with a config: the run's seed")] = None,
+    rule: Annotated[
+        str | None, typer.Option(help="latest | majority | dawid-skene (default: the config's, else latest)")
+    ] = None,
 ) -> None:
     """Write every answer (history, annotators, skips) and the derived labels to CSV or Parquet."""
     import pandas as pd
@@ -85,22 +88,35 @@ def labels_export(
         from alloop.config import ConfigError, load_config
 
         try:
-            source = load_config(source, seed=seed).store_path()
+            cfg = load_config(source, seed=seed)
         except ConfigError as exc:
             _fail(str(exc))
+        source, rule = cfg.store_path(), rule or cfg.oracle.aggregate
     if not source.is_file():
         _fail(f"label store {str(source)!r} does not exist")
     if out.suffix not in (".csv", ".parquet"):
         _fail(f"--out must end in .csv or .parquet; got {out.name!r}")
+    if (rule or "latest") not in ("latest", "majority", "dawid-skene"):
+        _fail(f"--rule must be latest, majority or dawid-skene; got {rule!r}")
     store = LabelStore(source)
-    frame = pd.DataFrame([a.__dict__ for a in store.answers()],
-                         columns=["seq", "item_id", "label", "kind", "annotator", "round", "cost", "created_at"])
-    frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
-    current = store.current_labels()
-    frame["current_label"] = frame["item_id"].map(current)
+    answers = store.answers()
+    current = store.current_labels(rule=rule or "latest")
     store.close()
-    frame["label"] = frame["label"].astype("string")
-    frame["current_label"] = frame["current_label"].astype("string")
+
+    def text(value: object) -> object:  # labels as written (no 2 → 2.0 through a float column)
+        return None if value is None else str(value)
+
+    frame = pd.DataFrame({
+        "seq": [a.seq for a in answers],
+        "item_id": [a.item_id for a in answers],
+        "label": pd.array([text(a.label) for a in answers], dtype="string"),
+        "kind": [a.kind for a in answers],
+        "annotator": [a.annotator for a in answers],
+        "round": [a.round for a in answers],
+        "cost": [a.cost for a in answers],
+        "created_at": pd.to_datetime([a.created_at for a in answers], unit="s", utc=True),
+        "current_label": pd.array([text(current.get(a.item_id)) for a in answers], dtype="string"),
+    })
     frame.to_parquet(out, index=False) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
     Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
 

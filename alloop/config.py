@@ -99,6 +99,16 @@ class TargetConfig(_Section):
     metric: str
     value: float
 
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        from alloop.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+        valid = CLASSIFICATION_METRICS + REGRESSION_METRICS
+        if metric not in valid:
+            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(valid)}")
+        return metric
+
 
 class StabilizeConfig(_Section):
     patience: int = Field(3, gt=0)

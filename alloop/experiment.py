@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,14 @@ def prepare_data(config: ExperimentConfig) -> Prepared:
     splits = split_dataset(ds, test=d.test_size, validation=d.validation_size, seed=config.seed)
     train, val, test = splits.train, splits.validation, splits.test
     X_tr, X_te, X_va = train.X, test.X, None if val is None else val.X
+    if d.text_column:
+        # Refit the vectoriser on the pool's texts alone: no vocabulary or IDF from test items.
+        from alloop.data.sources import build_vectorizer
+
+        vectorizer = build_vectorizer(d.vectorizer)
+        X_tr = vectorizer.fit_transform(list(train.raw))
+        X_te = vectorizer.transform(list(test.raw))
+        X_va = None if val is None else vectorizer.transform(list(val.raw))
     if d.standardize:
         X_tr, X_te, X_va = _standardize(X_tr, X_te, X_va)
     pool = Pool(X_tr, ids=train.ids, raw=train.raw, feature_names=train.feature_names)
@@ -110,7 +119,10 @@ def build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> A
         raise ValueError(f"model.estimator {m.estimator!r} does not exist") from None
     from alloop.models.sklearn_adapter import SklearnModel
 
-    return SklearnModel(cls(**m.params))
+    params = dict(m.params)
+    if "random_state" in inspect.signature(cls).parameters:  # reproducible, and resumable
+        params.setdefault("random_state", config.seed)
+    return SklearnModel(cls(**params))
 
 
 def automatic_regularity(
@@ -119,7 +131,13 @@ def automatic_regularity(
     """The loop's regularity hook: s* minimising validation loss, warm-started from ``s0``."""
     from alloop.regularity import select_regularity
 
-    s_star, fitted, _ = select_regularity(model, X, y, X_val, y_val, s0=s0, **fit_kwargs)
+    # dense Cholesky up to a few thousand parameters; CG beyond (bag-of-words models)
+    classes = fit_kwargs.get("classes")
+    outputs = len(classes) if classes is not None and len(classes) > 2 else 1
+    method = "exact" if (X.shape[1] + 1) * outputs <= 4096 else "cg"
+    s_star, fitted, _ = select_regularity(
+        model, X, y, X_val, y_val, s0=s0, tangent_method=method, **fit_kwargs
+    )
     return fitted, float(s_star)
 
 
@@ -161,8 +179,11 @@ def build_loop(
     track: bool = True,
 ) -> ActiveLoop:
     """Everything ``alloop run`` builds before the first round."""
+    import strategies
+
     data = prepare_data(config)
     model = build_model(config, data.task, None if data.classes is None else len(data.classes))
+    strategies.check_compatible(strategies.get(config.strategy.name), model)  # before any run
     oracle = build_oracle(config, data, config.seed)
     tracker = None
     if track:

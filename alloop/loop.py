@@ -53,6 +53,21 @@ class LoopResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _finite_number(value: Any) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _changed_share(current: np.ndarray, previous: np.ndarray, task: str) -> float:
+    """Share of evaluation predictions that changed (regression: by more than 1e-3 std)."""
+    if task == "regression":
+        scale = float(np.std(current)) or 1.0
+        return float(np.mean(np.abs(current - previous) > 1e-3 * scale))
+    return float(np.mean(current != previous))
+
+
 def _rng(seed: int, round_: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, round_, stream])
 
@@ -224,9 +239,10 @@ class ActiveLoop:
         ids = self.pool.ids[labeled]
         fold = np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 5 for i in ids])
         hold = fold == 0
-        if hold.sum() < 2 or (~hold).sum() < 2:
-            return None, None, np.ones(len(labeled), dtype=bool)
         X_l, y_l = self.pool.labeled_data()
+        too_few = hold.sum() < self.MIN_HOLDOUT or (~hold).sum() < 2
+        if too_few or (self.task == "classification" and len(set(y_l[hold].tolist())) < 2):
+            return None, None, np.ones(len(labeled), dtype=bool)
         return take_rows(X_l, np.flatnonzero(hold)), y_l[hold], ~hold
 
     def _fit(self, search: bool = True) -> Any:
@@ -265,7 +281,7 @@ class ActiveLoop:
                 bad.append(f"item {a.item_id!r} was not asked this round")
             elif a.kind == "label" and self.classes is not None and a.label not in set(self.classes.tolist()):
                 bad.append(f"item {a.item_id!r}: label {a.label!r} is not one of {self.classes.tolist()!r}")
-            elif a.kind == "label" and self.task == "regression" and not np.isfinite(np.float64(a.label)):
+            elif a.kind == "label" and self.task == "regression" and not _finite_number(a.label):
                 bad.append(f"item {a.item_id!r}: label {a.label!r} is not a finite number")
             else:
                 good.append(a)
@@ -286,6 +302,9 @@ class ActiveLoop:
                 reached = last <= value if name in LOWER_IS_BETTER else last >= value
                 if reached:
                     return "target"
+        silent = curve[-self.SILENT_ROUNDS:]
+        if len(curve) > self.SILENT_ROUNDS and all(row.get("answered", 1) == 0 for row in silent):
+            return "no_answers"
         if self.stabilize is not None:
             patience, tol = self.stabilize
             changed = [row.get("changed") for row in curve[-patience:]]
@@ -303,7 +322,15 @@ class ActiveLoop:
                 f"label store {store.path} already holds {len(store)} answers; continue it with "
                 "resume (alloop run CONFIG --resume) or choose a new store path"
             )
-        fingerprint = {"seed": self.seed, "strategy": self.strategy.name, "pool": len(self.pool)}
+        fingerprint = {
+            "seed": self.seed,
+            "strategy": self.strategy.name,
+            "pool": list(self.pool.X.shape),
+            "ids": hashlib.sha1("\0".join(self.pool.ids.tolist()).encode()).hexdigest(),
+            "model": repr(self.model),
+            "batch_size": self.batch_size,
+            "batch_rule": self.batch_rule,
+        }
         stored = store.get_meta("fingerprint")
         if resume and stored is not None and stored != fingerprint:
             raise ValueError(
@@ -331,9 +358,20 @@ class ActiveLoop:
         previous = model.predict(self._eval_features()) if model is not None else None
 
         round_ = last + 1
-        stop = None
+        try:
+            stop, model = self._rounds(round_, curve, model, previous)
+        except BaseException:
+            self.tracker.finish(pd.DataFrame(curve), self.metric, None, status="FAILED")
+            raise
+        frame = pd.DataFrame(curve)
+        self.tracker.finish(frame, self.metric, model)
+        return LoopResult(frame, model, self.pool, stop, run_id, curve)
+
+    def _rounds(self, round_: int, curve: list[dict[str, Any]], model: Any, previous: Any) -> tuple[str, Any]:
+        """Run rounds from ``round_`` until a stop rule fires; append to ``curve``."""
         from rich.progress import Progress
 
+        stop = None
         total = (self.max_rounds + 1) if self.max_rounds is not None else None
         with Progress(disable=not self.progress, transient=True) as bar:
             task = bar.add_task(f"{self.run_name}", total=total, completed=round_)
@@ -353,9 +391,7 @@ class ActiveLoop:
                 if getattr(self.oracle, "quit_requested", False):
                     stop = "quit"  # resume with --resume; unanswered items stay open
                     break
-        frame = pd.DataFrame(curve)
-        self.tracker.finish(frame, self.metric, model)
-        return LoopResult(frame, model, self.pool, stop, run_id, curve)
+        return stop, model
 
     def _queries_frame(self, round_: int) -> pd.DataFrame:
         requested = self.store.requests(round_)
@@ -374,12 +410,42 @@ class ActiveLoop:
             columns=["item_id", "score", "label", "kind", "annotator"],
         )
 
+    #: validation items a hash hold-out needs before s is searched on it (else s is kept)
+    MIN_HOLDOUT = 10
+    #: an unanswered item is offered again at most this many times, then released
+    MAX_REOFFERS = 2
+    #: stop after this many consecutive rounds in which nobody answered anything
+    SILENT_ROUNDS = 3
+
     def _open_items(self, round_: int) -> list[str]:
-        """Items asked before this round that nobody has answered yet (as of its start)."""
+        """Items asked before this round that nobody has answered yet (as of its start).
+
+        At most a batch of them, each re-offered at most ``MAX_REOFFERS`` times, so an oracle
+        that never answers some items cannot crowd new ones out for good.
+        """
         if self.unanswered != "reoffer" or round_ == 0:
             return []
         answered = {a.item_id for a in self.store.answers() if a.round < round_}
-        return [i for i in self.store.requested_items(round_) if i not in answered]
+        times = {}
+        for r in range(round_):
+            for item, _ in self.store.requests(r):
+                times[item] = times.get(item, 0) + 1
+        items = [i for i in self.store.requested_items(round_)
+                 if i not in answered and times.get(i, 0) <= self.MAX_REOFFERS]
+        return items[: self.batch_size]
+
+    def _declined_items(self, round_: int) -> set[str]:
+        """Items not to ask again: skipped or "unsure" and never labeled, or asked
+        ``1 + MAX_REOFFERS`` times without any answer."""
+        log = [a for a in self.store.answers() if a.round < round_]
+        labeled = {a.item_id for a in log if a.kind == "label"}
+        answered = {a.item_id for a in log}
+        times: dict[str, int] = {}
+        for r in range(round_):
+            for item, _ in self.store.requests(r):
+                times[item] = times.get(item, 0) + 1
+        ignored = {i for i, n in times.items() if n > self.MAX_REOFFERS and i not in answered}
+        return ({a.item_id for a in log if a.kind != "label"} - labeled) | ignored
 
     def _select(
         self, round_: int, model: Any, open_items: Sequence[str] = ()
@@ -394,8 +460,9 @@ class ActiveLoop:
                 ids = [str(i) for i in self.initial]
             return ids, [None] * len(ids), timing
         unlabeled = pool.unlabeled_indices()
-        if len(open_items):
-            unlabeled = np.setdiff1d(unlabeled, pool.index_of(open_items), assume_unique=True)
+        excluded = set(open_items) | self._declined_items(round_)
+        if excluded:
+            unlabeled = np.setdiff1d(unlabeled, pool.index_of(sorted(excluded)), assume_unique=True)
         k = min(self.batch_size - len(open_items), len(unlabeled))
         if self.budget is not None:
             k = min(k, self.budget - int(pool.labeled.sum()) - len(open_items))
@@ -421,9 +488,12 @@ class ActiveLoop:
 
         X_val, y_val, _ = self._validation()
         index = self.pool.labeled_indices()
-        relabeled = {a.item_id for a in self.store.answers() if a.round > 0} & set(
-            i for r in range(1, round_) for i, _ in self.store.requests(r)
-        )
+        first: dict[str, int] = {}
+        for a in self.store.answers(kind="label"):
+            first.setdefault(a.item_id, a.round)
+        # a request for an item that already had a label when asked was a relabel request
+        relabeled = {i for r in range(1, round_) for i, _ in self.store.requests(r)
+                     if first.get(i, r) < r}
         X_l, y_l = self.pool.labeled_data()
         try:
             fvm = validation_minimum_influence(model, X_l, y_l, X_val, y_val, flat=True)
@@ -466,7 +536,10 @@ class ActiveLoop:
             store.record_requests(round_, [q.item_id for q in relabels], [q.score for q in relabels])
             queries += relabels
         asked = {q.item_id for q in queries}
-        committed: set[int] = set()
+        committed: set[tuple[str, str, str]] = set()
+
+        def key(a: Answer) -> tuple[str, str, str]:
+            return (a.item_id, a.annotator, repr(a.label))
 
         def commit(answer: Answer) -> str | None:
             """Validate and store one answer the moment it is given; a reason if refused."""
@@ -474,7 +547,7 @@ class ActiveLoop:
             if bad:
                 return bad[0]
             store.append(answer, round_)
-            committed.add(id(answer))
+            committed.add(key(answer))
             return None
 
         if hasattr(self.oracle, "on_assign"):  # persist who is asked before anyone is
@@ -487,11 +560,13 @@ class ActiveLoop:
         else:
             answers = self.oracle.request(queries)
         timing["oracle_seconds"] = time.perf_counter() - t0
-        late = [a for a in answers if id(a) not in committed]  # oracles without on_answer
+        late = [a for a in answers if key(a) not in committed]  # oracles without on_answer
         good, bad = self._check_answers(late, asked)
         for answer in good:
             store.append(answer, round_)
         pool.set_labels(store.current_labels(max_round=round_, rule=self.label_rule))
+        if getattr(self.oracle, "quit_requested", False) and round_ > 0 and not store.answers(round=round_):
+            return None  # quit before answering anything: the round stays open for --resume
         if bad:
             raise InvalidAnswerError(
                 "the oracle gave answers that were not stored (the valid ones were): " + "; ".join(bad)
@@ -509,7 +584,7 @@ class ActiveLoop:
             metrics.update(evaluate(model, self.X_test, self.y_test, self.classes))
         current = model.predict(self._eval_features())
         if previous is not None:
-            metrics["changed"] = float(np.mean(np.asarray(current) != np.asarray(previous)))
+            metrics["changed"] = _changed_share(np.asarray(current), np.asarray(previous), self.task)
         if getattr(model, "s", None) is not None:
             metrics["s"] = float(model.s)
         metrics.update(timing)

@@ -23,8 +23,14 @@ def evaluate(model: Any, X: Any, y: np.ndarray, classes: np.ndarray | None = Non
             "mae": float(skm.mean_absolute_error(y, pred)),
             "r2": float(skm.r2_score(y, pred)),
         }
-    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
     labels = np.asarray(classes if classes is not None else model.classes_)
+    if not hasattr(model, "predict_proba"):  # e.g. LinearSVC: no probabilities, no log-loss
+        pred = np.asarray(model.predict(X))
+        return {
+            "accuracy": float(skm.accuracy_score(y, pred)),
+            "macro_f1": float(skm.f1_score(y, pred, average="macro", labels=labels, zero_division=0)),
+        }
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
     pred = labels[proba.argmax(axis=1)]
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),

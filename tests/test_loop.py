@@ -164,3 +164,94 @@ def test_resume_in_process_continues_after_last_round(digits, tmp_path):
     resumed = make_loop(digits, store=store, max_rounds=4).run(resume=True).curve
     cols = ["labels", "accuracy", "log_loss"]
     assert resumed[cols].equals(full[cols])
+
+
+# ----------------------------------------------------------------- people who do not answer
+class SilentOnSome:
+    """Never answers items whose id ends in 7, skips those ending in 3."""
+
+    def __init__(self, truth):
+        self.truth, self.asked = truth, []
+
+    def request(self, queries, on_answer=None):
+        self.asked.append([q.item_id for q in queries])
+        out = []
+        for q in queries:
+            if q.item_id.endswith("7"):
+                continue
+            kind = "skip" if q.item_id.endswith("3") else "label"
+            a = Answer(q.item_id, self.truth[q.item_id] if kind == "label" else None, kind=kind)
+            if on_answer(a) is None:
+                out.append(a)
+        return out
+
+
+def test_unanswered_items_are_reoffered_at_most_twice_and_skips_never_again(digits):
+    X, y, _, _ = digits
+    person = SilentOnSome(dict(zip(map(str, range(400)), y)))
+    result = make_loop(digits, oracle=person, max_rounds=6, strategy="entropy").run()
+    counts = {}
+    for batch in person.asked:
+        for item in batch:
+            counts[item] = counts.get(item, 0) + 1
+    assert max(counts[i] for i in counts if i.endswith("7")) <= 3  # asked once, re-offered twice
+    assert all(counts[i] == 1 for i in counts if i.endswith("3"))  # a skip is not asked again
+    assert result.curve["labels"].is_monotonic_increasing
+    assert result.curve["labels"].iloc[-1] > result.curve["labels"].iloc[1] + 20  # no stall
+
+
+class NobodyHome:
+    def request(self, queries, on_answer=None):
+        return []
+
+
+def test_an_oracle_that_stops_answering_ends_the_run(digits):
+    X, y, _, _ = digits
+    store = LabelStore(":memory:")
+    make_loop(digits, store=store, max_rounds=0).run()
+    loop = make_loop(digits, store=store, oracle=NobodyHome(), max_rounds=None, budget=400)
+    result = loop.run(resume=True)
+    assert result.stop_reason == "no_answers"
+
+
+def test_non_numeric_regression_label_is_refused_and_valid_ones_kept(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    pool = Pool(X[:100])
+
+    class Typo(SimulatedOracle):
+        def request(self, queries):
+            answers = super().request(queries)
+            return [Answer(answers[0].item_id, "abc")] + answers[1:]
+
+    store = LabelStore(tmp_path / "s.sqlite")
+    loop = ActiveLoop(pool, LinearGLM(), "random", Typo(dict(zip(pool.ids, y[:100]))),
+                      initial=10, max_rounds=1, progress=False, store=store)
+    with pytest.raises(InvalidAnswerError, match="'abc' is not a finite number"):
+        loop.run()
+    assert len(store.current_labels()) == 9
+
+
+def test_classifier_without_probabilities_runs(digits):
+    from sklearn.svm import LinearSVC
+
+    from alloop.models import SklearnModel
+
+    X, y, Xt, yt = digits
+    pool = Pool(X)
+    loop = ActiveLoop(pool, SklearnModel(LinearSVC()), "random",
+                      SimulatedOracle(dict(zip(pool.ids, y))), X_test=Xt, y_test=yt,
+                      classes=range(10), initial=30, batch_size=10, max_rounds=1, progress=False)
+    curve = loop.run().curve
+    assert "accuracy" in curve and "log_loss" not in curve
+
+
+def test_relabel_reaches_items_labeled_after_the_initial_set(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    truth = {str(i): int(v) for i, v in enumerate(y[:400])}
+    loop = ActiveLoop(Pool(X[:400]), SoftmaxGLM(s=1.0), "random",
+                      SimulatedOracle(truth, noise=0.3, classes=list(range(10)), seed=2),
+                      X_val=X[400:600], y_val=y[400:600], classes=range(10), initial=20,
+                      batch_size=20, max_rounds=4, relabel=(1, 10), progress=False)
+    result = loop.run()
+    assert result.curve["relabeled"].iloc[1:].tolist() == [10, 10, 10, 10]

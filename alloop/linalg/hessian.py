@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-from alloop.models.base import DifferentiableModel
+if TYPE_CHECKING:  # the linalg layer needs no models at import time
+    from alloop.models.base import DifferentiableModel
+
 
 
 def hessian(
@@ -20,6 +23,8 @@ def hessian(
 
     GLMs use their closed form; other models use ``torch.func.hessian``.
     """
+    from alloop.models.base import DifferentiableModel
+
     theta = model.theta_ if theta is None else theta
     X = model.X_train_ if X is None else X
     y = model.y_train_ if y is None else y
@@ -36,6 +41,8 @@ def hvp_fn(
     s: float | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """v ↦ H v by forward-over-reverse differentiation (``jvp`` of ``grad``), never forming H."""
+    from alloop.models.base import DifferentiableModel
+
     theta = model.theta_ if theta is None else theta
     X = model.X_train_ if X is None else X
     y = model.y_train_ if y is None else y

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from alloop.linalg.cholesky import cholesky_with_jitter
 from alloop.linalg.hessian import hessian, hvp_fn
-from alloop.models.base import DifferentiableModel
+
+if TYPE_CHECKING:  # the linalg layer needs no models at import time
+    from alloop.models.base import DifferentiableModel
 
 SOLVERS = ("exact", "cg")
 

@@ -42,7 +42,7 @@ class Model(Protocol):
     def clone(self) -> Model: ...
 
 
-class NotDifferentiableError(TypeError):
+class NotDifferentiableError(TypeError, ValueError):
     """Raised when a gradient-based strategy meets a model without the gradient protocol."""
 
 

@@ -8,6 +8,7 @@ is rebuilt from this log on resume.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -68,11 +69,11 @@ BEGIN SELECT RAISE(ABORT, 'the label store is append-only: answers cannot be del
 def _locked(method):
     """Run a LabelStore method under the store's lock."""
 
+    @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         with self._lock:
             return method(self, *args, **kwargs)
 
-    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
     return wrapper
 
 

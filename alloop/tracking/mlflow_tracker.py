@@ -76,11 +76,24 @@ class MlflowTracker:
     # ----------------------------------------------------------------- parent run
     def start(self, run_name: str, params: dict[str, Any], resume_run_id: str | None = None) -> str:
         if resume_run_id is not None:
-            run = self.client.get_run(resume_run_id)
-            self.run_id = run.info.run_id
-            self.client.update_run(self.run_id, status="RUNNING")
-            self._drop_unfinished_rounds()
-            return self.run_id
+            from mlflow.exceptions import MlflowException
+
+            try:
+                run = self.client.get_run(resume_run_id)
+            except MlflowException:
+                import warnings
+
+                warnings.warn(
+                    f"run {resume_run_id} is not in {self.tracking_uri}; starting a new parent run "
+                    "there and re-logging every finished round from the label store",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            else:
+                self.run_id = run.info.run_id
+                self.client.update_run(self.run_id, status="RUNNING")
+                self._drop_unfinished_rounds()
+                return self.run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags={"alloop": "loop"})
         self.run_id = run.info.run_id
         flat = flatten(params)
@@ -140,15 +153,21 @@ class MlflowTracker:
 
         assert self.run_id is not None
         stamp = int(pd.Timestamp.now().timestamp() * 1000)
+        logged = {  # a resumed run logs only the points it does not have yet
+            name: {m.step for m in self.client.get_metric_history(self.run_id, f"curve.{name}")}
+            for name in curve.columns
+            if name not in ("round", "labels")
+        }
         points = [
             Metric(f"curve.{name}", float(row[name]), stamp, int(row["labels"]))
             for _, row in curve.iterrows()
             for name in curve.columns
             if name not in ("round", "labels") and pd.notna(row[name])
+            and int(row["labels"]) not in logged[name]
         ]
         for start in range(0, len(points), 500):
             self.client.log_batch(self.run_id, metrics=points[start : start + 500])
-        if len(curve):
+        if len(curve) and status == "FINISHED":
             last = curve.iloc[-1]
             finals = [
                 Metric(f"final.{name}", float(last[name]), stamp, 0)
