@@ -5,4 +5,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# two workers on the 2-core CI machine; PYTEST_WORKERS=0 runs in one process
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-auto}" "$@"
