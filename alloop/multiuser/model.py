@@ -51,7 +51,9 @@ _HESSIAN_CHUNK = 1 << 22
 
 
 # --------------------------------------------------------------------------- closed forms
-def per_user_outputs(design: torch.Tensor, thetas: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+def per_user_outputs(
+    design: torch.Tensor, thetas: torch.Tensor, users: torch.Tensor
+) -> torch.Tensor:
     """f_i = f(x_i; θ_{u_i}) for every row, shape (n, K).
 
     Parameters
@@ -245,7 +247,7 @@ class HierarchicalGLM:
         return self.thetas_.shape[0]
 
     def glm_view(self) -> GLM:
-        """An unfitted-shape GLM with this model's layout: design, masks, labels, outputs."""
+        """A parameterless GLM with this model's layout: design, penalty mask, labels."""
         view = GLM(self.likelihood, fit_intercept=self.fit_intercept, sigma2=self.sigma2)
         view.n_features_, view.n_outputs_ = self.n_features_, self.n_outputs_
         view.classes_ = self.classes_
@@ -297,10 +299,14 @@ class HierarchicalGLM:
         if self.theta0_ is None:
             raise RuntimeError("HierarchicalGLM is not fitted yet; call fit(X, y, users) first")
 
-    def _users(self, users: Any, n_rows: int, n_users: int) -> torch.Tensor:
+    def user_index(self, users: Any, n_rows: int, n_users: int | None = None) -> torch.Tensor:
+        """``users`` checked (one integer in [0, n_users) per row) as a long tensor."""
+        n_users = self.n_users_ if n_users is None else n_users
         users = np.asarray(users)
         if users.shape != (n_rows,):
-            raise ValueError(f"users must hold one user index per row ({n_rows}); got shape {users.shape}")
+            raise ValueError(
+                f"users must hold one user index per row ({n_rows}); got shape {users.shape}"
+            )
         if users.size and not np.issubdtype(users.dtype, np.integer):
             raise ValueError(f"users must be integer indices 0..n_users-1; got dtype {users.dtype}")
         if users.size and (users.min() < 0 or users.max() >= n_users):
@@ -352,14 +358,17 @@ class HierarchicalGLM:
         seen = int(users_arr.max()) + 1 if users_arr.size else 0
         previous = self.thetas_.shape[0] if self.thetas_ is not None else 0
         n_users = max(seen, previous) if n_users is None else int(n_users)
-        u = self._users(users_arr, Xt.shape[0], n_users)
+        u = self.user_index(users_arr, Xt.shape[0], n_users)
         if self.task == "classification":
             self.classes_ = np.unique(y) if classes is None else np.asarray(sorted(classes))
             if self.classes_.size < 2:
-                raise ValueError(f"classification needs at least two classes; got {self.classes_.tolist()!r}")
+                raise ValueError(
+                    f"classification needs at least two classes; got {self.classes_.tolist()!r}"
+                )
             if self.likelihood == "bernoulli" and self.classes_.size != 2:
                 raise ValueError(
-                    f"a Bernoulli (logistic) model takes exactly 2 classes; got {self.classes_.size}. "
+                    "a Bernoulli (logistic) model takes exactly 2 classes; got "
+                    f"{self.classes_.size}. "
                     "Use likelihood='categorical' for multi-class data."
                 )
         k = len(self.classes_) if self.likelihood == "categorical" else 1
@@ -394,7 +403,7 @@ class HierarchicalGLM:
             keep = min(n_users, self.thetas_.shape[0])
             thetas[:keep] = self.thetas_[:keep]
         theta0, theta_active, n_iter = self._newton(
-            theta0, thetas[active].clone(), design, yt, local_users, view
+            theta0, thetas[active].clone(), design, yt, local_users
         )
         thetas = theta0.expand(n_users, p).clone()
         thetas[active] = theta_active
@@ -434,7 +443,7 @@ class HierarchicalGLM:
             L, active, n_users, self.lam0, self.lam1, self.penalty_mask(), self.null_space()
         )
 
-    def _newton(self, theta0, theta_active, design, yt, local_users, view):
+    def _newton(self, theta0, theta_active, design, yt, local_users):
         n_active = theta_active.shape[0]
         everyone = torch.arange(n_active)
         null = self.null_space()
@@ -474,8 +483,12 @@ class HierarchicalGLM:
         if self._system is None:
             f = per_user_outputs(self._design, self.thetas_, self.users_train_)
             self._system = self._system_at(
-                self.thetas_[self._active], self._design, self._local_users, f,
-                self._active, self.n_users_,
+                self.thetas_[self._active],
+                self._design,
+                self._local_users,
+                f,
+                self._active,
+                self.n_users_,
             )
         return self._system
 
@@ -503,7 +516,7 @@ class HierarchicalGLM:
         """f(x_i; θ_{u_i}) per row, shape (n, K) (the regression mean or logits)."""
         self._check_fitted()
         design = self.design(X)
-        u = self._users(users, design.shape[0], self.n_users_)
+        u = self.user_index(users, design.shape[0], self.n_users_)
         with torch.no_grad():
             return per_user_outputs(design, self.thetas_, u)
 
@@ -511,7 +524,9 @@ class HierarchicalGLM:
         """f(x; θ_0): the global model's output, shape (n, K)."""
         self._check_fitted()
         design = self.design(X)
-        return per_user_outputs(design, self.theta0_.unsqueeze(0), torch.zeros(design.shape[0], dtype=torch.long))
+        return per_user_outputs(
+            design, self.theta0_.unsqueeze(0), torch.zeros(design.shape[0], dtype=torch.long)
+        )
 
     def predict_proba(self, X: Any, users: Any) -> np.ndarray:
         if self.task != "classification":

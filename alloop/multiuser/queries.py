@@ -40,7 +40,8 @@ def _hyper_indices(hyperparameters: Sequence[str] | str) -> list[int]:
     unknown = [h for h in names if h not in HYPERPARAMETERS]
     if unknown or not names:
         raise ValueError(
-            f"hyperparameters must be a non-empty subset of {HYPERPARAMETERS}; got {hyperparameters!r}"
+            f"hyperparameters must be a non-empty subset of {HYPERPARAMETERS}; "
+            f"got {hyperparameters!r}"
         )
     return [HYPERPARAMETERS.index(h) for h in names]
 
@@ -57,7 +58,7 @@ def _scores_along(
     model._check_fitted()
     design = model.design(X)
     n = design.shape[0]
-    u = model._users(users, n, model.n_users_)
+    u = model.user_index(users, n, model.n_users_)
     labels = None
     if y is not None:
         y = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)

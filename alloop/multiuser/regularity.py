@@ -39,7 +39,7 @@ def _validation_tensors(
     y = y_val.numpy() if isinstance(y_val, torch.Tensor) else np.asarray(y_val)
     if len(y) != design.shape[0]:
         raise ValueError(f"X_val has {design.shape[0]} rows but y_val has {len(y)} labels")
-    users = model._users(users_val, design.shape[0], model.n_users_)
+    users = model.user_index(users_val, design.shape[0], model.n_users_)
     return design, model.encode_y(y), users
 
 
@@ -142,7 +142,9 @@ def select_hyperparameters(
     s_init: tuple[float, float] | None = None,
     bounds: Any = ((-10.0, 10.0), (-10.0, 10.0)),
     max_iter: int = 30,
-    gtol: float = 1e-5,
+    gtol: float = 1e-7,
+    max_step: float = 2.0,
+    max_moves: int = 20,
 ) -> tuple[HierarchicalGLM, HyperparameterSelection]:
     """Choose (s_0, s_1) by minimising the validation loss with its hypergradient.
 
@@ -158,9 +160,14 @@ def select_hyperparameters(
     bounds : ((lo0, hi0), (lo1, hi1))
         Search box for s_0 and s_1.
     max_iter : int
-        L-BFGS-B iterations at most (each takes one or a few fits).
+        L-BFGS-B iterations at most per trust box (each takes one or a few fits).
     gtol : float
-        Stop when the projected gradient of the *mean* validation loss is below this.
+        Stop when the projected gradient of the *mean* validation loss is below this. V is
+        often nearly flat in s_0 far below its minimum (the pooled data determine θ_0 and λ_0
+        hardly matters there); a loose tolerance can stop on that plateau.
+    max_step : float
+        Half-width of the trust box each L-BFGS-B run is confined to; the box moves with the
+        answer while that lands on its edge (at most ``max_moves`` times).
 
     Returns
     -------
@@ -181,8 +188,11 @@ def select_hyperparameters(
     """
     model._check_fitted()
     box = _check_bounds(bounds)
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be at least 1; got {max_iter!r}")
+    if max_iter < 1 or max_moves < 1 or not max_step > 0:
+        raise ValueError(
+            "need max_iter >= 1, max_moves >= 1 and max_step > 0; got "
+            f"{max_iter!r}, {max_moves!r}, {max_step!r}"
+        )
     design, y, users = _validation_tensors(model, X_val, y_val, users_val)
     n_val = design.shape[0]
     start = np.array(s_init if s_init is not None else (model.s0, model.s1), dtype=np.float64)
@@ -205,10 +215,29 @@ def select_hyperparameters(
         value, grad, _ = cache[key]
         return value / n_val, grad / n_val
 
-    result = scipy.optimize.minimize(
-        evaluate, start, jac=True, method="L-BFGS-B", bounds=box,
-        options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-12},
-    )
+    # L-BFGS-B inside a trust box of half-width ``max_step`` around the current point,
+    # re-centred while the answer lands on the box's edge: no single leap into the plateaus
+    # where V is flat (and its gradient too small to lead back).
+    center, result = start, None
+    for _ in range(max_moves):
+        local = tuple(
+            (max(lo, c - max_step), min(hi, c + max_step)) for (lo, hi), c in zip(box, center)
+        )
+        result = scipy.optimize.minimize(
+            evaluate,
+            center,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=local,
+            options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-12},
+        )
+        inner_edge = any(
+            (np.isclose(x, a) and a > lo) or (np.isclose(x, b) and b < hi)
+            for x, (a, b), (lo, hi) in zip(result.x, local, box)
+        )
+        if not inner_edge:
+            break
+        center = result.x
     if not result.success:
         warnings.warn(
             f"select_hyperparameters: L-BFGS-B stopped without converging ({result.message}); "

@@ -159,7 +159,8 @@ class ArrowSystem:
             r0, r_users = r0.unsqueeze(1), r_users.unsqueeze(2)
         if r0.shape[0] != self.p or r_users.shape[:2] != (self.n_users, self.p):
             raise ValueError(
-                f"right-hand sides must have shapes ({self.p}, m) and ({self.n_users}, {self.p}, m); "
+                f"right-hand sides must have shapes ({self.p}, m) and "
+                f"({self.n_users}, {self.p}, m); "
                 f"got {tuple(r0.shape)} and {tuple(r_users.shape)}"
             )
         y_active = self.user_solve(r_users[self.active])

@@ -46,7 +46,9 @@ class BlockTangents:
         try:
             k = HYPERPARAMETERS.index(name)
         except ValueError:
-            raise KeyError(f"unknown hyperparameter {name!r}; expected one of {HYPERPARAMETERS}") from None
+            raise KeyError(
+                f"unknown hyperparameter {name!r}; expected one of {HYPERPARAMETERS}"
+            ) from None
         return self.global_[k], self.users[k]
 
     def norm(self, name: str) -> float:
