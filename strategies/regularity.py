@@ -9,8 +9,10 @@
 
 Options (keyword arguments, e.g. from the experiment config): ``variant`` ("unlabeled", the
 default, or "labeled" with ``y_pool``), ``tangent_method`` ("exact", "cg", "lissa", "sgdf"),
-``damping``, ``batch_size``; SSI also takes ``fd_step``, ``s_bounds``,
-``curvature_floor`` and ``third_order``. Other context keys are ignored.
+``damping``, ``batch_size``; STI and SSI also take ``solve_method`` ("exact", "cg") and
+``solve_options`` (``tol``, ``max_iter`` of the solves, e.g. a CG budget for a network); SSI
+also ``fd_step``, ``s_bounds``, ``curvature_floor`` and ``third_order``. Other context keys
+are ignored.
 """
 
 from __future__ import annotations
@@ -74,14 +76,23 @@ def sti_strategy(
     variant: str = "unlabeled",
     y_pool: Any = None,
     tangent_method: str = "exact",
+    solve_method: str | None = None,
     damping: float = 0.0,
+    solve_options: dict[str, Any] | None = None,
     batch_size: int = BATCH_SIZE,
     **_: Any,
 ) -> np.ndarray:
     check_compatible(get("sti"), model)
     y = _pool_labels("sti", variant, y_pool)
     return sti_scores(
-        model, X_pool, y, tangent_method=tangent_method, damping=damping, batch_size=batch_size
+        model,
+        X_pool,
+        y,
+        tangent_method=tangent_method,
+        solve_method=solve_method,
+        damping=damping,
+        solve_options=solve_options,
+        batch_size=batch_size,
     )
 
 
@@ -99,7 +110,9 @@ def ssi_strategy(
     variant: str = "unlabeled",
     y_pool: Any = None,
     tangent_method: str = "exact",
+    solve_method: str | None = None,
     damping: float = 0.0,
+    solve_options: dict[str, Any] | None = None,
     batch_size: int = BATCH_SIZE,
     fd_step: float = 1e-3,
     s_bounds: tuple[float, float] | None = (-10.0, 10.0),
@@ -122,7 +135,9 @@ def ssi_strategy(
         y,
         batch_size=batch_size,
         tangent_method=tangent_method,
+        solve_method=solve_method,
         damping=damping,
+        solve_options=solve_options,
         fd_step=fd_step,
         bounds=s_bounds,
         curvature_floor=curvature_floor,

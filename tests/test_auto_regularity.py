@@ -12,6 +12,7 @@ from scipy.special import expit, softmax
 
 from alloop.models import LinearGLM, LogisticGLM, NotDifferentiableError, SoftmaxGLM
 from alloop.regularity import (
+    AutoRegularity,
     hypergradient,
     hypergradient_curvature,
     refit,
@@ -192,3 +193,44 @@ def test_bad_input_is_named():
         select_regularity(Ridge(), X, y, Xv, yv)
     with pytest.raises(NotDifferentiableError):
         hypergradient(Ridge().fit(X, y), Xv, yv)
+
+
+def test_loop_hook_chooses_s_star_every_round_from_the_last_one():
+    """In ActiveLoop, each round's logged s is argmin V on that round's labels (fine grid)."""
+    from alloop import ActiveLoop, Pool
+    from oracles import SimulatedOracle
+
+    make, _ = CASES["ridge"]
+    X, y, Xv, yv = ridge_data(seed=3, n=40, nv=30, d=6)
+    pool = Pool(X)
+    starts, selections = [], []
+
+    class Recording(AutoRegularity):
+        def __call__(self, model, X, y, X_val, y_val, s0=None, **kw):
+            starts.append(s0)
+            return super().__call__(model, X, y, X_val, y_val, s0=s0, **kw)
+
+    hook = Recording(bounds=(-5.0, 5.0), on_select=selections.append)
+    loop = ActiveLoop(
+        pool, make(0.0), "random", SimulatedOracle(dict(zip(pool.ids, y, strict=True))),
+        X_val=Xv, y_val=yv, initial=12, batch_size=6, max_rounds=2, regularity=hook,
+        progress=False,
+    )
+    result = loop.run()
+    assert len(selections) == 3
+    assert starts == [0.0, *(info.s for info in selections[:-1])]  # warm start: last round's s*
+    X_l, y_l = result.pool.labeled_data()
+    s_grid, _ = _grid_argmin(brute_V(make, X_l, y_l, Xv, yv), -5.0, 5.0)
+    assert abs(result.curve["s"].iloc[-1] - s_grid) <= 1e-3
+    assert result.model.s == result.curve["s"].iloc[-1]
+
+
+def test_default_loop_hook_is_select_regularity():
+    from alloop.regularity import loop_hook
+
+    make, data = CASES["logistic"]
+    X, y, Xv, yv = data()
+    model, s = loop_hook(make(0.0), X, y, Xv, yv, s0=1.0, classes=[0, 1])
+    s_ref, _, _ = select_regularity(make(0.0), X, y, Xv, yv, s0=1.0)
+    assert s == s_ref == model.s
+    assert model.classes_.tolist() == [0, 1]

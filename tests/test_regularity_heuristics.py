@@ -11,6 +11,8 @@ validation split after up-weighting z (a root of the finite-difference V'(s), by
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -385,6 +387,17 @@ def test_unlabeled_gaussian_scores_are_two_point_expectations(ridge_at_s_star):
     assert relerr(ssi_scores(model, X, brute.Xv, brute.yv), ssi) < 2e-3
 
 
+def test_ssi_softmax_matches_reselected_s_star():
+    """Softmax: K outputs per direction through the stacked-weights product (three directions)."""
+    brute, Xc, yc = softmax_problem()
+    s_star = brute.s_star(-4.0, 4.0)
+    brute.start = brute.theta(s_star)
+    model = fitted(brute, s_star)
+    X, y = Xc[:3], yc[:3]
+    ds = [brute.ds_star(s_star, (x, k), eps=1e-3) for x, k in zip(X, y, strict=True)]
+    assert relerr(s_influence_scores(model, X, y, brute.Xv, brute.yv), ds) < 1e-4
+
+
 def test_unlabeled_ssi_logistic_enumerates_both_labels(logistic_at_s_star):
     brute, model, s_star, Xc, _ = logistic_at_s_star
     X = Xc[:4]
@@ -541,10 +554,39 @@ def test_singular_hessian_errors_clearly_or_damps_to_finite_scores():
     model = LinearGLM(s=0.0).fit(X, y).with_s(-80.0)  # λ = e^-80: H is singular in floats
     pool = rng.normal(size=(6, 10))
     for score in (sld_scores, sti_scores):
-        with pytest.raises((ValueError, FloatingPointError), match="damping"):
-            score(model, pool)
+        # Either a clear error, or the solver damps H itself and says so; never NaN scores.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                undamped = score(model, pool)
+            except (ValueError, FloatingPointError) as exc:
+                assert "damping" in str(exc)
+            else:
+                assert np.all(np.isfinite(undamped))
+                assert any("damping" in str(w.message) for w in caught)
         damped = score(model, pool, damping=1e-6)
         assert np.all(np.isfinite(damped))
+
+
+def test_mlp_scores_use_the_output_derivative_along_the_direction():
+    """Forward-mode JVPs of a network against central differences of its output along v."""
+    from alloop.models.mlp import MLP
+
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    model = MLP(hidden=(6, 5), activation="tanh", s=-1.0, optimizer="lbfgs").fit(X, y)
+    theta, v = model.theta_, torch.as_tensor(rng.normal(size=model.theta_.numel()))
+    Xc, yc = rng.normal(size=(9, 3)), rng.integers(0, 3, size=9)
+    h = 1e-5
+    Xt = torch.as_tensor(Xc)
+    with torch.no_grad():
+        f = model.output(theta, Xt).numpy()
+        fdot = ((model.output(theta + h * v, Xt) - model.output(theta - h * v, Xt)) / (2 * h)).numpy()
+    p = softmax(f, axis=1)
+    g_dot_v = (p * fdot).sum(axis=1) - fdot[np.arange(9), yc]
+    assert relerr(sld_scores(model, Xc, yc, tangent=v), g_dot_v**2) < 1e-6
+    centred = fdot - (p * fdot).sum(axis=1, keepdims=True)
+    assert relerr(sld_scores(model, Xc, tangent=v), (p * centred**2).sum(axis=1)) < 1e-6
 
 
 def test_ssi_at_a_search_bound_warns_and_floors_the_curvature():
@@ -554,3 +596,33 @@ def test_ssi_at_a_search_bound_warns_and_floors_the_curvature():
         dirs = ssi_directions(model, brute.Xv, brute.yv, bounds=(-3.0, 3.0))
     assert dirs.curvature == max(abs(dirs.raw_curvature), 1e-6 * len(brute.yv))
     assert np.all(np.isfinite(ssi_scores(model, Xc, directions=dirs)))
+
+
+def test_sti_with_an_sgdf_tangent_damps_only_the_solve_for_q():
+    """A stored SGDF tangent takes no damping; q = (H + δI)⁻¹θ̂ against a dense solve."""
+    from alloop.models.mlp import MLP
+
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(30, 2)), rng.integers(0, 2, size=30)
+    model = MLP(hidden=(4,), likelihood="bernoulli", s=1.0, optimizer="sgd", lr=0.05, epochs=30,
+                batch_size=10, track_tangent=True).fit(X, y)  # H + 0.5·I is positive definite
+    Xc = rng.normal(size=(7, 2))
+    delta = 0.5
+    tangent = model.tangent_
+    hess = torch.func.hessian(lambda t: model.objective(t, model.X_train_, model.y_train_))
+    H = hess(model.theta_) + delta * torch.eye(tangent.numel(), dtype=DTYPE)
+    q = torch.linalg.solve(H, tangent / tangent.norm())
+    scores = sti_scores(model, Xc, tangent_method="sgdf", damping=delta, solve_method="exact")
+    assert relerr(scores, sld_scores(model, Xc, tangent=q)) < 1e-8
+
+
+def test_solve_options_reach_the_linear_solver(ridge_at_s_star):
+    brute, model, _, Xc, _ = ridge_at_s_star
+    with pytest.warns(RuntimeWarning, match="stopped after 1 iterations"):
+        capped = sti_scores(model, Xc, tangent_method="cg", solve_options={"max_iter": 1})
+    assert not np.allclose(capped, sti_scores(model, Xc), rtol=1e-3)
+    with pytest.warns(RuntimeWarning, match="stopped after 1 iterations"):
+        strategies.get("ssi").score(
+            model, Xc, X_val=brute.Xv, y_val=brute.yv, solve_method="cg",
+            solve_options={"max_iter": 1},
+        )

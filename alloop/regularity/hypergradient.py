@@ -224,7 +224,11 @@ def _curvature(
         raise ValueError(f"the finite-difference step in s must be positive; got {step!r}")
     values = [
         _hypergradient(
-            refit(model, model.s + sign * step), Xv, yv, tangent_method, damping,
+            refit(model, model.s + sign * step),
+            Xv,
+            yv,
+            tangent_method,
+            damping,
             solve_options=solve_options,
         )[0]
         for sign in (1.0, -1.0)

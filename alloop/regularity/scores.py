@@ -295,17 +295,24 @@ def sld_scores(
 # --------------------------------------------------------------------------- STI
 def sti_direction(
     model: DifferentiableModel,
-    tangent: torch.Tensor,
+    tangent: torch.Tensor | None = None,
     *,
-    solve_method: str = "exact",
+    tangent_method: str = "exact",
+    solve_method: str | None = None,
     damping: float = 0.0,
     solve_options: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """q = H⁻¹θ̂ with θ̂ = θ̇/‖θ̇‖ (one solve per fit).
 
+    Without ``tangent``, θ̇ is computed too, by ``tangent_method``; with exact solves both
+    share one factorization of H. ``solve_method`` defaults as in :func:`sti_scores`;
     ``solve_options`` (``tol``, ``max_iter``) go to :func:`alloop.linalg.solve`.
     """
-    return _sti_direction(model, tangent, _Inverse(model, solve_method, damping, solve_options))
+    method = _solve_method(tangent_method, solve_method)
+    inverse = _Inverse(model, method, damping, solve_options)
+    if tangent is None:
+        tangent = _tangent(model, tangent_method, damping, solve_options, inverse)
+    return _sti_direction(model, tangent, inverse)
 
 
 def _sti_direction(
@@ -342,10 +349,14 @@ def sti_scores(
     ``max_iter``) go to the linear solves (e.g. a CG budget for a network).
     """
     model = check_differentiable(model, "STI")
-    inverse = _Inverse(model, _solve_method(tangent_method, solve_method), damping, solve_options)
-    if tangent is None:
-        tangent = _tangent(model, tangent_method, damping, solve_options, inverse)
-    q = _sti_direction(model, tangent, inverse)
+    q = sti_direction(
+        model,
+        tangent,
+        tangent_method=tangent_method,
+        solve_method=solve_method,
+        damping=damping,
+        solve_options=solve_options,
+    )
     lik, s2 = model.likelihood, model.sigma2
     return _score_rows(
         model,
