@@ -121,6 +121,11 @@ def labels_export(
     Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
 
 
+from alloop.selection import select_cli  # noqa: E402  (light: numpy, pydantic, typer)
+
+app.command("select", help="Influence-based data selection (IP-adding) for labeled candidates.")(select_cli)
+
+
 @app.command("strategies")
 def list_strategies() -> None:
     """List the registered query strategies."""

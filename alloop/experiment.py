@@ -65,9 +65,15 @@ def prepare_data(config: ExperimentConfig) -> Prepared:
         X_tr = vectorizer.fit_transform(list(train.raw))
         X_te = vectorizer.transform(list(test.raw))
         X_va = None if val is None else vectorizer.transform(list(val.raw))
+        try:
+            feature_names = [str(v) for v in vectorizer.get_feature_names_out()]
+        except (AttributeError, ValueError):  # e.g. HashingVectorizer has no vocabulary
+            feature_names = None
+    else:
+        feature_names = train.feature_names
     if d.standardize:
         X_tr, X_te, X_va = _standardize(X_tr, X_te, X_va)
-    pool = Pool(X_tr, ids=train.ids, raw=train.raw, feature_names=train.feature_names)
+    pool = Pool(X_tr, ids=train.ids, raw=train.raw, feature_names=feature_names)
     return Prepared(
         pool=pool,
         truth=dict(zip(pool.ids.tolist(), train.y.tolist(), strict=True)),
