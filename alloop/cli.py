@@ -121,7 +121,11 @@ def labels_export(
     Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
 
 
+from alloop.compare.cli import compare_command, report_command  # noqa: E402
 from alloop.selection import select_cli  # noqa: E402  (light: numpy, pydantic, typer)
+
+app.command("compare", help="Run strategies × seeds in parallel processes, tracked in MLflow.")(compare_command)
+app.command("report", help="Learning curves, summary table and paired tests of a compare run.")(report_command)
 
 app.command("select", help="Influence-based data selection (IP-adding) for labeled candidates.")(select_cli)
 

@@ -67,7 +67,8 @@ def compare_command(
     metric = table.attrs["metric"]
     _print_table(table, metric, f"{cfg.experiment}: {metric}, mean over {len(cfg.seeds)} seeds")
     _console.print(f"figures and tests: alloop report {cfg.experiment}"
-                   + (f" --tracking-uri {tracking_uri}" if tracking_uri else ""), highlight=False)
+                   + (f" --tracking-uri {tracking_uri}" if tracking_uri else ""),
+                   highlight=False, soft_wrap=True)
 
 
 def report_command(
@@ -80,6 +81,7 @@ def report_command(
     preamble: Annotated[
         Path | None, typer.Option(help="markdown file placed at the top of --page")
     ] = None,
+    log: Annotated[bool, typer.Option(help="log the files as artifacts of a summary run")] = True,
 ) -> None:
     """Learning curves, a summary table and paired tests of a comparison, read from MLflow."""
     from alloop.compare.report import report, write_page
@@ -88,17 +90,19 @@ def report_command(
         if page is not None:
             folder = out or page.parent / "results"
             text = preamble.read_text() if preamble is not None else ""
-            reports = write_page(experiments, page, folder, tracking_uri, preamble=text)
+            reports = write_page(experiments, page, folder, tracking_uri, preamble=text, log=log)
         else:
             reports = [
-                report(e, tracking_uri, (out / e if len(experiments) > 1 else out) if out else None)
+                report(e, tracking_uri, (out / e if len(experiments) > 1 else out) if out else None,
+                       log=log)
                 for e in experiments
             ]
     except (ValueError, KeyError, FileNotFoundError) as exc:
         _fail(str(exc).strip("'\""))
     for rep in reports:
         _print_table(rep.table, rep.metric, f"{rep.experiment}: {rep.metric}")
-        _console.print(f"wrote {rep.files[0].parent}/ (summary run {rep.summary_run_id})", highlight=False)
+        logged = f" (summary run {rep.summary_run_id})" if rep.summary_run_id else ""
+        _console.print(f"wrote {rep.files[0].parent}/{logged}", highlight=False)
     if page is not None:
         _console.print(f"wrote {page}", highlight=False)
 

@@ -170,6 +170,11 @@ def parse_compare_config(data: Any, origin: str = "compare config") -> CompareCo
     except ValidationError as exc:
         raise ConfigError(f"{origin} is invalid:\n{_describe(exc, 'compare')}") from None
     base = parse_config(data, origin)
+    if base.oracle.kind != "simulated":
+        raise ConfigError(
+            f"{origin}: oracle.kind is {base.oracle.kind!r}; alloop compare runs every strategy "
+            "on every seed, so it needs the simulated oracle (oracle.kind: simulated)"
+        )
     return CompareConfig(base=base, compare=compare)
 
 

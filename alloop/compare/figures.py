@@ -72,6 +72,8 @@ def plot_comparison(
     colors = _colors(names)
     observed = curves[metric].to_numpy(np.float64)
     observed = observed[np.isfinite(observed)]
+    shown = []  # every value drawn, for the y-limits
+    alpha = 0.15 if len(names) <= 4 else 0.07
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     for name in names:
         runs = curves[curves["strategy"] == name]
@@ -84,14 +86,16 @@ def plot_comparison(
         mean, low, high = mean_band(matrix, level)
         style = {"ls": "--", "lw": 1.6} if name == "random" else {"lw": 1.3}
         ax.plot(grid, mean, color=colors[name], label=f"{name} ({len(matrix)})", **style)
-        ax.fill_between(grid, low, high, color=colors[name], alpha=0.12, lw=0)
+        ax.fill_between(grid, low, high, color=colors[name], alpha=alpha, lw=0)
+        shown.append(np.clip(np.concatenate([low, high]), observed.min(), observed.max()))
     if reference is not None and np.isfinite(reference):
         ax.axhline(reference, color="0.45", ls=":", lw=1.2, label="full data")
-    if len(observed):  # a band wider than any seed's curve says "few seeds", not more
+    if shown:  # bands are cut at the values seeds reached: wider says "few seeds", no more
+        drawn = np.concatenate(shown)
         if reference is not None and np.isfinite(reference):
-            observed = np.append(observed, reference)
-        pad = 0.05 * max(observed.max() - observed.min(), 1e-12)
-        ax.set_ylim(observed.min() - pad, observed.max() + pad)
+            drawn = np.append(drawn, reference)
+        pad = 0.04 * max(drawn.max() - drawn.min(), 1e-12)
+        ax.set_ylim(drawn.min() - pad, drawn.max() + pad)
     ax.set_xlabel("labels")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title)

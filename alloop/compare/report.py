@@ -66,9 +66,9 @@ def describe(runs: Comparison) -> str:
     target = f" (target `{p['data.target']}`)" if p.get("data.target") not in (None, "None") else ""
     cap = f", subsampled to {p['data.max_items']}" if p.get("data.max_items") not in (None, "None") else ""
     strength = [f"{k} = {p[f'model.{k}']}" for k in ("C", "s", "alpha") if p.get(f"model.{k}") not in (None, "None")]
-    rule = {"True": "s chosen each round on validation data", "False": "fixed s"}.get(
-        p.get("model.auto_regularity", "None"), "the default regularity rule"
-    )
+    curves = runs.curves
+    varies = "s" in curves and bool((curves.groupby("run_id")["s"].nunique() > 1).any())
+    rule = "s = log λ chosen each round on validation data" if varies else "fixed s"
     return (
         f"`{p.get('data.source', '?')}`{target}{text}{cap}: {runs.task}, {pool}"
         f"model `{p.get('model.kind', '?')}` ({', '.join([*strength, rule])}); "
@@ -244,13 +244,13 @@ def overview(reports: Sequence[Report]) -> str:
             + " | " + (f"{random[f'nauc_{m}'].iloc[0]:.4f}" if len(random) else "—")
             + f" | {_p(best['p_vs_random'])} |"
         )
-        for position, name in enumerate(t["strategy"], start=1):
-            ranks.setdefault(name, []).append(position / len(t))
+        for position, name in enumerate(t["strategy"]):  # 0 = best, 1 = worst
+            ranks.setdefault(name, []).append(position / max(len(t) - 1, 1))
     order = sorted(ranks, key=lambda k: np.mean(ranks[k]))
     lines += [
         "",
-        "Mean relative rank by nAUC over the data sets a strategy ran on (rank / number of "
-        "strategies; lower is better):",
+        "Mean relative rank by nAUC over the data sets a strategy ran on (0 = best of its data "
+        "set, 1 = worst):",
         "",
         "| strategy | mean relative rank | data sets |",
         "|---|---|---|",

@@ -154,8 +154,13 @@ def _init_worker(parent_pid: int, threads: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
 
+#: warnings about the code, not the results (e.g. a library's deprecations on first import)
+_NOT_ABOUT_RESULTS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ImportWarning)
+
+
 def _warning_summary(caught: list[warnings.WarningMessage]) -> dict[str, Any]:
     """How many warnings a run raised and the first of them (workers keep the console quiet)."""
+    caught = [w for w in caught if not issubclass(w.category, _NOT_ABOUT_RESULTS)]
     if not caught:
         return {"warnings": 0}
     first = caught[0]
@@ -198,16 +203,17 @@ def _run_loop(config_data: dict[str, Any], tracking_uri: str, resume: bool) -> d
 def fit_full_data(config: Any) -> tuple[dict[str, float], int]:
     """Test metrics of the config's model fitted on every item of the pool, and the pool size.
 
-    The reference a learning curve is measured against: what labeling everything (with the
-    true labels) would give. The model is fitted exactly as the loop fits it each round,
+    The reference a learning curve is measured against: what labeling everything with the
+    true labels would give. The model is fitted exactly as the loop fits it each round,
     automatic regularity included, so the two are comparable.
     """
-    from alloop.experiment import build_loop
+    from alloop.experiment import build_loop, prepare_data
     from alloop.metrics import evaluate
 
+    truth = prepare_data(config).truth
     loop = build_loop(config, progress=False, track=False)
     try:
-        pool, truth = loop.pool, loop.oracle.truth
+        pool = loop.pool
         pool.add_labels(pool.ids, [truth[i] for i in pool.ids.tolist()])
         model = loop._fit()  # the loop's own fit: same regularity rule, same solver
         return evaluate(model, loop.X_test, loop.y_test, loop.classes), len(pool)
