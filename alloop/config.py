@@ -224,8 +224,8 @@ def parse_config(data: Any, origin: str = "config") -> ExperimentConfig:
         raise ConfigError(f"{origin} is invalid:\n{_describe(exc)}") from None
 
 
-def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
-    """Read and validate a YAML config; ``overrides`` replace top-level keys (e.g. ``seed``)."""
+def read_yaml(path: str | Path, **overrides: Any) -> Any:
+    """The parsed YAML file; ``overrides`` (those not None) replace top-level keys."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
@@ -235,4 +235,9 @@ def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if isinstance(data, dict):
         data.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_config(data, str(path))
+    return data
+
+
+def load_config(path: str | Path, **overrides: Any) -> ExperimentConfig:
+    """Read and validate a YAML config; ``overrides`` replace top-level keys (e.g. ``seed``)."""
+    return parse_config(read_yaml(path, **overrides), str(path))

@@ -168,20 +168,9 @@ def _describe_section(error: ValidationError) -> list[str]:
 
 def load_selection_config(path: str | Path, **overrides: Any) -> SelectionConfig:
     """Read a YAML file and validate it with :func:`parse_selection_config`."""
-    import yaml
+    from alloop.config import read_yaml
 
-    from alloop.config import ConfigError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if isinstance(data, dict):
-        data.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_selection_config(data, str(path))
+    return parse_selection_config(read_yaml(path, **overrides), str(path))
 
 
 # ----------------------------------------------------------------------------- splitting
