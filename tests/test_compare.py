@@ -3,6 +3,7 @@ determinism across job counts, and a SIGKILLed compare that a rerun completes.""
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from alloop.compare.runner import plan
 from alloop.compare.stats import labels_to_reach, mean_band, summarize
 from alloop.config import ConfigError
 
+ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ["random", "entropy"]
 SEEDS = [0, 1]
 
@@ -45,7 +47,7 @@ def write_config(folder: Path, name: str = "tiny") -> Path:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "alloop.compare.cli", *args], cwd=cwd,
+    proc = subprocess.run([sys.executable, "-m", "alloop", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise AssertionError(f"alloop {args} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -216,6 +218,17 @@ def test_report_table_equals_values_recomputed_from_mlflow(parallel, tmp_path):
     assert summary.data.metrics["nauc.random"] == pytest.approx(expected.loc["random", "nauc_accuracy"])
 
 
+def test_committed_results_page_figures_decode_at_the_expected_size():
+    page = ROOT / "experiments" / "RESULTS.md"
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text())
+    assert len(figures) == len(list((ROOT / "experiments" / "benchmarks").glob("*.yaml")))
+    for figure in figures:
+        with Image.open(page.parent / figure) as image:
+            image.load()
+            assert image.format == "PNG"
+            assert image.size == (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
+
+
 # ------------------------------------------------------------------------------------- determinism
 
 
@@ -262,7 +275,7 @@ def test_killed_compare_rerun_completes_only_the_missing_pairs(parallel, tmp_pat
     log = tmp_path / "killed.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "alloop.compare.cli", "compare", str(config), "--jobs", "1",
+            [sys.executable, "-m", "alloop", "compare", str(config), "--jobs", "1",
              "--tracking-uri", uri],
             cwd=tmp_path, stdout=sink, stderr=sink, start_new_session=True,
         )

@@ -73,7 +73,7 @@ def compare_command(
 
 def report_command(
     experiments: Annotated[list[str], typer.Argument(help="MLflow experiment(s) of alloop compare")],
-    out: Annotated[Path | None, typer.Option(help="folder for the files (default: reports/<experiment>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the files (default: reports/<experiment>; with --page: results/ beside the page)")] = None,
     tracking_uri: TrackingOption = None,
     page: Annotated[
         Path | None, typer.Option(help="also write one markdown page over every experiment (e.g. experiments/RESULTS.md)")
