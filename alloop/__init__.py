@@ -5,7 +5,8 @@ The public API is small:
 - :class:`Pool`, :class:`LabelStore`, :class:`ActiveLoop` — the loop and its durable state;
 - models in :mod:`alloop.models`, strategies in :mod:`strategies`, oracles in :mod:`oracles`;
 - :func:`alloop.config.load_config` and :func:`alloop.experiment.run_experiment` — the same loop
-  from a YAML config (what ``alloop run`` does).
+  from a YAML config (what ``alloop run`` does);
+- ``alloop.compare(config, jobs=N)`` — strategies × seeds, returning a pandas DataFrame.
 
 The names below are imported on first use, so ``import alloop.linalg`` (the math) does not
 load the loop, the oracles or MLflow.
@@ -27,6 +28,8 @@ __all__ = ["ActiveLoop", "LabelStore", "LoopResult", "Pool", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "compare":  # the package is callable: alloop.compare(config, jobs=4) -> DataFrame
+        return importlib.import_module("alloop.compare")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'alloop' has no attribute {name!r}")
