@@ -139,10 +139,21 @@ class AnnotatorConfig(_Section):
     noise: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-class OracleConfig(_Section):
-    """Who answers: simulated ground truth, a person at the terminal, or a file exchange."""
+class LabelStudioConfig(_Section):
+    """Where the Label Studio project lives (``oracle.kind: label-studio``)."""
 
-    kind: Literal["simulated", "terminal", "files"] = "simulated"
+    url: str = Field("http://127.0.0.1:8080", description="the Label Studio server")
+    token_env: str = Field(
+        "LABEL_STUDIO_API_KEY", description="environment variable holding the API token (never logged)"
+    )
+    project_id: int | None = Field(None, gt=0, description="an existing project; default: create one")
+    title: str | None = Field(None, description="title of a created project (default: the config name)")
+
+
+class OracleConfig(_Section):
+    """Who answers: simulated ground truth, a person at the terminal, files, a web page, Label Studio."""
+
+    kind: Literal["simulated", "terminal", "files", "web", "label-studio"] = "simulated"
     noise: float = Field(0.0, ge=0.0, lt=1.0, description="simulated: symmetric label noise")
     confusion: list[list[float]] | None = None
     cost: float = Field(1.0, ge=0.0)
@@ -160,11 +171,19 @@ class OracleConfig(_Section):
     min_share: float = Field(1.0, ge=0.0, le=1.0, description="share of a batch to wait for")
     timeout: float | None = Field(None, ge=0.0, description="seconds to wait for answers")
     image_dir: str | None = None
+    host: str = Field("127.0.0.1", description="web: the address the annotation page binds to")
+    port: int = Field(8765, ge=0, le=65535, description="web: the page's port (0: any free port)")
+    tokens: str | None = Field(
+        None, description="web: annotator token file (default: .alloop/<name>/tokens.sqlite)"
+    )
+    label_studio: LabelStudioConfig | None = None
     show_prediction: bool = True
     show_score: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> OracleConfig:
+        if self.kind == "web" and not self.annotators:
+            raise ValueError("oracle.kind 'web' needs oracle.annotators: the annotator ids")
         if self.kind == "files" and not self.dir:
             raise ValueError("oracle.kind 'files' needs oracle.dir: the exchange folder")
         if self.annotators and self.k > len(self.annotators):
@@ -181,6 +200,17 @@ class TrackingConfig(_Section):
 
 class StoreConfig(_Section):
     path: str | None = Field(None, description="default: .alloop/<name>/<strategy>-seed<seed>.sqlite")
+    url: str | None = Field(
+        None, description="a database URL instead of a file, e.g. postgresql://user@host/db"
+    )
+
+
+class ScoringConfig(_Section):
+    """Where the pool is scored each round."""
+
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = Field(None, description="ray: the cluster address (default: a local one)")
+    batch_size: int = Field(8192, gt=0, description="ray: pool rows per scoring batch")
 
 
 class ExperimentConfig(_Section):
@@ -195,6 +225,12 @@ class ExperimentConfig(_Section):
     oracle: OracleConfig = Field(default_factory=OracleConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+    def tokens_path(self) -> Path:
+        if self.oracle.tokens:
+            return Path(self.oracle.tokens)
+        return Path(".alloop") / self.name / "tokens.sqlite"
 
     def store_path(self) -> Path:
         if self.store.path:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from alloop.config import ExperimentConfig
+from alloop.config import ExperimentConfig, LabelStudioConfig
 from alloop.data.pool import Pool
 from alloop.loop import ActiveLoop, LoopResult
 from alloop.store.label_store import LabelStore
@@ -160,6 +160,19 @@ def build_oracle(config: ExperimentConfig, data: Prepared, seed: int) -> Any:
         from oracles.terminal import TerminalOracle
 
         return TerminalOracle(annotator=o.annotator or "terminal", image_dir=o.image_dir, **people)
+    if o.kind == "web":
+        from oracles.web import WebOracle
+
+        ids = [a if isinstance(a, str) else a.id for a in (o.annotators or [])]
+        return WebOracle(ids, tokens=config.tokens_path(), host=o.host, port=o.port, k=o.k,
+                         policy=o.policy, seed=seed, image_dir=o.image_dir, **people)
+    if o.kind == "label-studio":
+        from oracles.label_studio import LabelStudioOracle
+
+        ls = o.label_studio or LabelStudioConfig()
+        return LabelStudioOracle(url=ls.url, token_env=ls.token_env, project_id=ls.project_id,
+                                 title=ls.title or config.name, poll_interval=o.poll_interval,
+                                 **people)
     if o.kind == "files":
         from oracles.files import FileExchangeOracle
 
@@ -200,6 +213,11 @@ def build_loop(
     if auto is None:  # default: on for the GLMs, whose refits are cheap
         auto = config.model.kind in ("logistic", "linear")
     regularity = automatic_regularity if auto else None
+    scoring = None
+    if config.scoring.backend == "ray":
+        from alloop.scale import RayScoring
+
+        scoring = RayScoring(address=config.scoring.address, batch_size=config.scoring.batch_size)
     lp = config.loop
     return ActiveLoop(
         data.pool, model, config.strategy.name, oracle,
@@ -211,7 +229,7 @@ def build_loop(
         relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),
         batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
         regularity=regularity, label_rule=config.oracle.aggregate,
-        unanswered=config.oracle.unanswered, store=LabelStore(config.store_path()), tracker=tracker,
+        unanswered=config.oracle.unanswered, scoring=scoring, store=LabelStore(config.store_path()), tracker=tracker,
         seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
         params=config.model_dump(mode="json"),
     )

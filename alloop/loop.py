@@ -111,6 +111,10 @@ class ActiveLoop:
     unanswered : {"reoffer", "release"}
         Items a round asked about but got no answer for (a person quit or timed out) are asked
         again at the start of the next round, or returned to the pool to be scored again.
+    scoring : callable, optional
+        ``scoring(strategy, model, X_pool, **context) -> scores`` scores the unlabeled pool
+        elsewhere (e.g. :class:`alloop.scale.RayScoring`); it must return exactly what
+        ``strategy.score(model, X_pool, **context)`` would. In-process when omitted.
     store : LabelStore, optional
         Durable answers (an in-memory store when omitted).
     tracker : Tracker, optional
@@ -159,6 +163,7 @@ class ActiveLoop:
         relabel: tuple[int, int] | None = None,
         label_rule: str = "latest",
         unanswered: str = "reoffer",
+        scoring: Callable[..., np.ndarray] | None = None,
         store: LabelStore | None = None,
         tracker: Tracker | None = None,
         seed: int = 0,
@@ -218,6 +223,7 @@ class ActiveLoop:
         self.relabel = relabel
         self.label_rule = label_rule
         self.unanswered = unanswered
+        self.scoring = scoring
         self.store = store if store is not None else LabelStore(":memory:")
         self.tracker = tracker if tracker is not None else NullTracker()
         self.seed = int(seed)
@@ -470,7 +476,11 @@ class ActiveLoop:
             return [], [], timing
         X_unl = pool.features(unlabeled)
         t0 = time.perf_counter()
-        scores = self.strategy.score(model, X_unl, **self._context(round_))
+        context = self._context(round_)
+        if self.scoring is None:
+            scores = self.strategy.score(model, X_unl, **context)
+        else:
+            scores = self.scoring(self.strategy, model, X_unl, **context)
         timing["score_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         chosen = select_batch(
