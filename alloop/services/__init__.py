@@ -1,0 +1,1 @@
+"""Servers alloop can start for you: a throwaway PostgreSQL, an MLflow tracking server."""
