@@ -37,6 +37,10 @@ def run(
     threads: Annotated[
         int | None, typer.Option(help="torch threads (1 is fastest for small models on a busy machine)")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", help="score the pool on Ray: a cluster address, or 'local' for a local one"),
+    ] = None,
 ) -> None:
     """Run the active-learning loop a config describes, one MLflow nested run per round."""
     if threads is not None:
@@ -51,6 +55,9 @@ def run(
         cfg = load_config(config, seed=seed)
     except ConfigError as exc:
         _fail(str(exc))
+    if ray is not None:
+        cfg.scoring.backend = "ray"
+        cfg.scoring.address = None if ray == "local" else ray
     try:
         result = run_experiment(cfg, resume=resume, tracking_uri=tracking_uri, progress=progress)
     except (StoreNotEmptyError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:

@@ -247,4 +247,7 @@ def run_experiment(
     try:
         return loop.run(resume=resume)
     finally:
+        close = getattr(loop.oracle, "close", None)  # e.g. the web page's server
+        if callable(close):
+            close()
         loop.store.close()

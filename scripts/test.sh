@@ -3,6 +3,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
+# chromium, postgresql, a Label Studio server: what the end-to-end tests run against
+bash "$root/scripts/system_deps.sh"
 cd "$root"
 .venv/bin/ruff check .
 # two workers on the 2-core CI machine; PYTEST_WORKERS=0 runs in one process
