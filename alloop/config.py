@@ -238,16 +238,26 @@ class ExperimentConfig(_Section):
         return Path(".alloop") / self.name / f"{self.strategy.name}-seed{self.seed}.sqlite"
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(
+    error: ValidationError, prefix: str | None = None, fields: Any = None
+) -> list[str]:
+    """``  where: message (got VALUE)`` for each problem pydantic found.
+
+    ``prefix`` names the section the model was validated from (``"compare"``); ``fields``,
+    when given, are listed as the valid names in an unknown-field message.
+    """
     lines = []
     for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        where = ".".join([*([prefix] if prefix else []), *(str(p) for p in e["loc"])]) or "(top level)"
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            message = "unknown field (check its spelling; see README 'Config')"
-        shown = "" if e["type"] in ("missing",) else f" (got {e.get('input')!r})"
+            message = (
+                "unknown field (expected one of: " + ", ".join(fields) + ")" if fields
+                else "unknown field (check its spelling; see README 'Config')"
+            )
+        shown = "" if e["type"] == "missing" or not e["loc"] else f" (got {e.get('input')!r})"
         lines.append(f"  {where}: {message}{shown}")
-    return "\n".join(lines)
+    return lines
 
 
 def parse_config(data: Any, origin: str = "config") -> ExperimentConfig:
@@ -257,7 +267,7 @@ def parse_config(data: Any, origin: str = "config") -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{origin} is invalid:\n{_describe(exc)}") from None
+        raise ConfigError(f"{origin} is invalid:\n" + "\n".join(describe_validation_error(exc))) from None
 
 
 def read_yaml(path: str | Path, **overrides: Any) -> Any:

@@ -109,7 +109,7 @@ def parse_selection_config(data: Any, origin: str = "config") -> SelectionConfig
     alloop.config.ConfigError
         Naming every bad field, as ``selection.budget: …`` or ``model.kind: …``.
     """
-    from alloop.config import ConfigError, parse_config
+    from alloop.config import ConfigError, describe_validation_error, parse_config
 
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping; got {type(data).__name__}")
@@ -125,7 +125,7 @@ def parse_selection_config(data: Any, origin: str = "config") -> SelectionConfig
         try:
             options = SelectionOptions.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(_describe_section(exc))
+            problems.extend(describe_validation_error(exc, SECTION, SelectionOptions.model_fields))
     try:
         experiment = parse_config(data, origin)
     except ConfigError as exc:
@@ -151,19 +151,6 @@ def parse_selection_config(data: Any, origin: str = "config") -> SelectionConfig
         raise ConfigError(f"{origin} is invalid:\n" + "\n".join(problems))
     assert experiment is not None and options is not None
     return SelectionConfig(experiment, options)
-
-
-def _describe_section(error: ValidationError) -> list[str]:
-    """``  selection.FIELD: message (got VALUE)`` for each problem of the section."""
-    lines = []
-    for e in error.errors():
-        where = ".".join([SECTION, *(str(p) for p in e["loc"])])
-        message = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            message = "unknown field (expected one of: " + ", ".join(SelectionOptions.model_fields) + ")"
-        shown = "" if e["type"] == "missing" or not e["loc"] else f" (got {e.get('input')!r})"
-        lines.append(f"  {where}: {message}{shown}")
-    return lines
 
 
 def load_selection_config(path: str | Path, **overrides: Any) -> SelectionConfig:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alloop.config import (
@@ -25,7 +24,9 @@ from alloop.config import (
     ExperimentConfig,
     StoreConfig,
     StrategyConfig,
+    describe_validation_error,
     parse_config,
+    read_yaml,
 )
 
 #: top-level sections a compare config sets per run, so it must not set them itself.
@@ -136,18 +137,6 @@ class CompareConfig(BaseModel):
         )
 
 
-def _describe(error: ValidationError, prefix: str) -> str:
-    lines = []
-    for e in error.errors():
-        where = ".".join([prefix, *(str(p) for p in e["loc"])])
-        message = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            message = "unknown field (check its spelling)"
-        shown = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
-        lines.append(f"  {where}: {message}{shown}")
-    return "\n".join(lines)
-
-
 def parse_compare_config(data: Any, origin: str = "compare config") -> CompareConfig:
     """Validate a mapping as a :class:`CompareConfig` (the ``compare`` section and the rest)."""
     if not isinstance(data, dict):
@@ -168,7 +157,9 @@ def parse_compare_config(data: Any, origin: str = "compare config") -> CompareCo
     try:
         compare = CompareSection.model_validate(section)
     except ValidationError as exc:
-        raise ConfigError(f"{origin} is invalid:\n{_describe(exc, 'compare')}") from None
+        raise ConfigError(
+            f"{origin} is invalid:\n" + "\n".join(describe_validation_error(exc, "compare"))
+        ) from None
     base = parse_config(data, origin)
     if base.oracle.kind != "simulated":
         raise ConfigError(
@@ -180,11 +171,4 @@ def parse_compare_config(data: Any, origin: str = "compare config") -> CompareCo
 
 def load_compare_config(path: str | Path) -> CompareConfig:
     """Read and validate a compare YAML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_compare_config(data, str(path))
+    return parse_compare_config(read_yaml(path), str(path))
