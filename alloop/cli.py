@@ -76,6 +76,10 @@ def run(
 labels_app = typer.Typer(no_args_is_help=True, help="Work with a run's label store.")
 app.add_typer(labels_app, name="labels")
 
+from alloop.annotate_cli import annotate_app  # noqa: E402  (loads no web stack)
+
+app.add_typer(annotate_app, name="annotate")
+
 
 @labels_app.command("export")
 def labels_export(

@@ -1,0 +1,107 @@
+"""``alloop annotate``: annotator tokens for the web annotation page (``oracle.kind: web``).
+
+The page itself is served by ``alloop run CONFIG`` while the loop runs; these commands manage
+who may sign in to it. A token is printed once, when it is made, and stored only as a hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+annotate_app = typer.Typer(
+    no_args_is_help=True,
+    help="Annotator tokens for the web annotation page (oracle.kind: web).",
+)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _config(path: Path):  # -> ExperimentConfig
+    from alloop.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if cfg.oracle.kind != "web":
+        _fail(f"{path} has oracle.kind {cfg.oracle.kind!r}; tokens are for oracle.kind 'web'")
+    return cfg
+
+
+def _annotators(cfg) -> list[str]:
+    return [a if isinstance(a, str) else a.id for a in (cfg.oracle.annotators or [])]
+
+
+def _store(cfg):
+    from oracles.web import TokenStore
+
+    return TokenStore(cfg.tokens_path())
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="the run's YAML config (oracle.kind: web)")]
+AnnotatorOpt = Annotated[str, typer.Option("--annotator", "-a", help="the annotator's id")]
+
+
+@annotate_app.command("token")
+def token(config: ConfigArg, annotator: AnnotatorOpt) -> None:
+    """Make a token for an annotator (replacing their old one) and print it, once."""
+    cfg = _config(config)
+    known = _annotators(cfg)
+    if annotator not in known:
+        _fail(f"annotator {annotator!r} is not in oracle.annotators of {config} "
+              f"({', '.join(known)}); add the id there first")
+    store = _store(cfg)
+    replaced = any(t.annotator == annotator and t.active for t in store.list())
+    secret = store.create(annotator)
+    o = cfg.oracle
+    port = o.port or "PORT"
+    typer.echo(secret)
+    console.print(
+        f"token for [bold]{annotator}[/] (shown only now; stored hashed in {store.path})"
+        + (" — it replaces their previous token" if replaced else "")
+        + f"\nsign-in link while `alloop run {config}` runs: "
+          f"http://{o.host}:{port}/login?token={secret}",
+        highlight=False, soft_wrap=True,
+    )
+
+
+@annotate_app.command("tokens")
+def tokens(config: ConfigArg) -> None:
+    """List the annotators of a run and the state of their tokens (never the tokens)."""
+    cfg = _config(config)
+    entries = {t.annotator: t for t in _store(cfg).list()}
+    table = Table(title=f"annotators of {cfg.name}")
+    for column in ("annotator", "token", "created", "revoked"):
+        table.add_column(column)
+
+    def when(stamp: float | None) -> str:
+        return "" if stamp is None else dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+    names = _annotators(cfg)
+    for name in names + sorted(set(entries) - set(names)):
+        t = entries.get(name)
+        state = "none" if t is None else ("active" if t.active else "revoked")
+        if name not in names:
+            state += " (not in the config)"
+        table.add_row(name, state, when(t and t.created_at), when(t and t.revoked_at))
+    Console().print(table)
+
+
+@annotate_app.command("revoke")
+def revoke(config: ConfigArg, annotator: AnnotatorOpt) -> None:
+    """Revoke an annotator's token; a running page refuses it from the next request on."""
+    cfg = _config(config)
+    if _store(cfg).revoke(annotator):
+        console.print(f"revoked the token of {annotator}", highlight=False)
+    else:
+        _fail(f"annotator {annotator!r} has no active token in {cfg.tokens_path()}")
