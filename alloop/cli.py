@@ -83,7 +83,9 @@ app.add_typer(annotate_app, name="annotate")
 
 @labels_app.command("export")
 def labels_export(
-    source: Annotated[Path, typer.Argument(help="a label store (.sqlite) or the run's YAML config")],
+    source: Annotated[
+        str, typer.Argument(help="a label store (.sqlite file or database URL) or the run's YAML config")
+    ],
     out: Annotated[Path, typer.Option(help="output file: .csv or .parquet")] = Path("labels.csv"),
     seed: Annotated[int | None, typer.Option(help="with a config: the run's seed")] = None,
     rule: Annotated[
@@ -93,23 +95,23 @@ def labels_export(
     """Write every answer (history, annotators, skips) and the derived labels to CSV or Parquet."""
     import pandas as pd
 
-    from alloop.store import LabelStore
+    from alloop.store import open_store, store_exists
 
-    if source.suffix in (".yaml", ".yml"):
+    if source.endswith((".yaml", ".yml")):
         from alloop.config import ConfigError, load_config
 
         try:
             cfg = load_config(source, seed=seed)
         except ConfigError as exc:
             _fail(str(exc))
-        source, rule = cfg.store_path(), rule or cfg.oracle.aggregate
-    if not source.is_file():
-        _fail(f"label store {str(source)!r} does not exist")
+        source, rule = cfg.store.url or str(cfg.store_path()), rule or cfg.oracle.aggregate
+    if not store_exists(source):
+        _fail(f"label store {source!r} does not exist")
     if out.suffix not in (".csv", ".parquet"):
         _fail(f"--out must end in .csv or .parquet; got {out.name!r}")
     if (rule or "latest") not in ("latest", "majority", "dawid-skene"):
         _fail(f"--rule must be latest, majority or dawid-skene; got {rule!r}")
-    store = LabelStore(source)
+    store = open_store(source)
     answers = store.answers()
     current = store.current_labels(rule=rule or "latest")
     store.close()

@@ -205,6 +205,17 @@ class StoreConfig(_Section):
     )
 
 
+    @model_validator(mode="after")
+    def _one_target(self) -> StoreConfig:
+        if self.path and self.url:
+            raise ValueError("give store.path (a SQLite file) or store.url (a database), not both")
+        if self.url:
+            from alloop.store.connect import parse_target
+
+            parse_target(self.url)  # a bad scheme or schema name fails here, naming it
+        return self
+
+
 class ScoringConfig(_Section):
     """Where the pool is scored each round."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from alloop.config import ExperimentConfig, LabelStudioConfig
 from alloop.data.pool import Pool
 from alloop.loop import ActiveLoop, LoopResult
-from alloop.store.label_store import LabelStore
+from alloop.store import open_store
 
 
 @dataclass
@@ -229,7 +229,7 @@ def build_loop(
         relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),
         batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
         regularity=regularity, label_rule=config.oracle.aggregate,
-        unanswered=config.oracle.unanswered, scoring=scoring, store=LabelStore(config.store_path()), tracker=tracker,
+        unanswered=config.oracle.unanswered, scoring=scoring, store=open_store(config.store.url or config.store_path()), tracker=tracker,
         seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
         params=config.model_dump(mode="json"),
     )

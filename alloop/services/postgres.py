@@ -84,11 +84,14 @@ class PostgresServer:
     user: str
     bin_dir: Path
     host: str = "127.0.0.1"
+    #: whether :meth:`stop` deletes ``data_dir`` (a temporary folder made by start_postgres)
+    remove_on_stop: bool = False
 
     def url(self, database: str = "postgres", driver: str = "postgresql") -> str:
-        """A SQLAlchemy URL, e.g. ``postgresql://postgres@127.0.0.1:5433/labels``.
+        """A URL, e.g. ``postgresql://postgres@127.0.0.1:5433/labels``.
 
-        ``driver`` may name a dialect+driver such as ``postgresql+psycopg``.
+        ``driver`` may name a SQLAlchemy dialect+driver such as ``postgresql+psycopg``; the plain
+        form suits psycopg, ``open_store`` (which picks psycopg 3 for it) and MLflow.
         """
         return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
 
@@ -103,12 +106,19 @@ class PostgresServer:
         return self.url(name)
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown: open sessions are ended)."""
+        """Stop the server and end open sessions; delete a temporary cluster.
+
+        A cluster that is kept gets a clean ("fast") shutdown; a temporary one is about to be
+        deleted, so it skips the shutdown checkpoint ("immediate").
+        """
+        mode = "immediate" if self.remove_on_stop else "fast"
         subprocess.run(
-            _as_postgres_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+            _as_postgres_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
                                "-w", "stop"]),
             check=False, capture_output=True,
         )
+        if self.remove_on_stop:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:
         return self
@@ -134,27 +144,41 @@ def start_postgres(data_dir: str | Path | None = None, port: int | None = None) 
         Its :meth:`~PostgresServer.url` gives the connection URL.
     """
     bin_dir = find_binaries()
+    temporary = data_dir is None
     data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="alloop-pg-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     user = "postgres" if os.geteuid() == 0 else getpass.getuser()
     if os.geteuid() == 0:
         shutil.chown(data_dir, "postgres", "postgres")
         data_dir.chmod(0o700)
-    if not (data_dir / "PG_VERSION").exists():
-        subprocess.run(
-            _as_postgres_user([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", user,
-                               "--auth=trust", "--encoding=UTF8", "--no-sync"]),
-            check=True, capture_output=True,
-        )
-    port = port or free_port()
+    try:
+        if not (data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                _as_postgres_user([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", user,
+                                   "--auth=trust", "--encoding=UTF8", "--no-sync"]),
+                check=True, capture_output=True,
+            )
+        # A free port can be taken between choosing and binding it (another test worker starting
+        # its own server): choose again, unless the caller named the port.
+        for _attempt in range(1 if port else 5):
+            chosen = port or free_port()
+            result = _pg_ctl_start(bin_dir, data_dir, chosen)
+            if result.returncode == 0:
+                return PostgresServer(data_dir=data_dir, port=chosen, user=user, bin_dir=bin_dir,
+                                      remove_on_stop=temporary)
+        log = (data_dir / "server.log").read_text()[-2000:] if (data_dir / "server.log").exists() else ""
+        raise RuntimeError(f"PostgreSQL did not start in {data_dir}:\n{result.stderr}\n{log}")
+    except BaseException:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+
+
+def _pg_ctl_start(bin_dir: Path, data_dir: Path, port: int) -> subprocess.CompletedProcess:
     # the socket directory is the data folder: /var/run/postgresql may not exist or be writable
     options = f"-h 127.0.0.1 -p {port} -k {data_dir} -c fsync=on -c max_connections=200"
-    result = subprocess.run(
+    return subprocess.run(
         _as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l",
                            str(data_dir / "server.log"), "-o", options, "-w", "-t", "60", "start"]),
         capture_output=True, text=True,
     )
-    if result.returncode != 0:
-        log = (data_dir / "server.log").read_text()[-2000:] if (data_dir / "server.log").exists() else ""
-        raise RuntimeError(f"PostgreSQL did not start in {data_dir}:\n{result.stderr}\n{log}")
-    return PostgresServer(data_dir=data_dir, port=port, user=user, bin_dir=bin_dir)

@@ -1,5 +1,21 @@
-"""Durable label storage."""
+"""Durable label storage: an append-only answer log in SQLite or PostgreSQL."""
 
-from alloop.store.label_store import LabelStore, StoredAnswer
+from alloop.store.label_store import (
+    LabelStore,
+    StoredAnswer,
+    open_store,
+    remove_store,
+    store_exists,
+)
+from alloop.store.migrations import SchemaVersionError
+from alloop.store.schema import SCHEMA_VERSION
 
-__all__ = ["LabelStore", "StoredAnswer"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "LabelStore",
+    "SchemaVersionError",
+    "StoredAnswer",
+    "open_store",
+    "remove_store",
+    "store_exists",
+]

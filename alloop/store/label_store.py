@@ -1,17 +1,26 @@
-"""The label store: an append-only SQLite log of every answer, the loop's source of truth.
+"""The label store: an append-only log of every answer, the loop's source of truth.
 
-Each answer is committed in its own transaction before anything uses it (WAL mode, so readers
-never block the writer). Rows are never updated or deleted — triggers refuse it — so a later
-label for an item (a relabel, a second annotator) adds a row and the history stays. The pool
-is rebuilt from this log on resume.
+It lives in a SQLite file (the default) or a PostgreSQL database, chosen by :func:`open_store`'s
+target (see :mod:`alloop.store.connect`); the same queries run on both. Guarantees, on either:
+
+- each answer is committed in its own transaction before :meth:`LabelStore.append` returns, so
+  anything that uses it (the model, a tracker, a progress line) sees a durable answer;
+- answers are never updated or deleted — database triggers refuse it — so a later label for an
+  item (a relabel, a second annotator) adds a row and the history stays;
+- ``seq`` increases in commit order: a reader never sees an answer appear before one it has
+  already read (on PostgreSQL appends to a store take turns, through an advisory lock held for
+  their short transaction, as SQLite's single writer does);
+- requests and assignments are recorded once per key however many writers race
+  (``INSERT ... ON CONFLICT DO NOTHING`` on their unique keys);
+- each store may be shared by threads, and many stores (threads, processes, machines on
+  PostgreSQL) may write one database at once.
+
+The pool is rebuilt from this log on resume.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,62 +28,41 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import inspect, text
 
+from alloop.store.connect import create_engine, parse_target, store_lock
+from alloop.store.migrations import prepare
 from oracles.base import Answer
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS answers (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id    TEXT    NOT NULL,
-    label      TEXT,
-    kind       TEXT    NOT NULL CHECK (kind IN ('label', 'skip', 'unsure')),
-    annotator  TEXT    NOT NULL,
-    round      INTEGER NOT NULL,
-    cost       REAL,
-    created_at REAL    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS answers_item ON answers (item_id);
-CREATE INDEX IF NOT EXISTS answers_round ON answers (round);
-CREATE TABLE IF NOT EXISTS requests (
-    round        INTEGER NOT NULL,
-    item_id      TEXT    NOT NULL,
-    score        REAL,
-    annotator    TEXT,
-    requested_at REAL    NOT NULL,
-    PRIMARY KEY (round, item_id)
-);
-CREATE TABLE IF NOT EXISTS assignments (
-    round       INTEGER NOT NULL,
-    item_id     TEXT    NOT NULL,
-    annotator   TEXT    NOT NULL,
-    assigned_at REAL    NOT NULL,
-    PRIMARY KEY (round, item_id, annotator)
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    round        INTEGER PRIMARY KEY,
-    n_labeled    INTEGER NOT NULL,
-    metrics      TEXT    NOT NULL,
-    completed_at REAL    NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS answers_append_only_update BEFORE UPDATE ON answers
-BEGIN SELECT RAISE(ABORT, 'the label store is append-only: answers cannot be changed'); END;
-CREATE TRIGGER IF NOT EXISTS answers_append_only_delete BEFORE DELETE ON answers
-BEGIN SELECT RAISE(ABORT, 'the label store is append-only: answers cannot be deleted'); END;
-"""
-
-
-def _locked(method):
-    """Run a LabelStore method under the store's lock."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper
+_ANSWER_COLUMNS = "seq, item_id, label, kind, annotator, round, cost, created_at"
+_INSERT_ANSWER = text(
+    "INSERT INTO answers (item_id, label, kind, annotator, round, cost, created_at) "
+    "VALUES (:item_id, :label, :kind, :annotator, :round, :cost, :created_at) RETURNING seq"
+)
+# Holds other appends to this store (not readers) until this one commits, so an identity value
+# taken earlier is never committed later. An advisory lock keyed by the answers table's oid
+# (one per store, even with many schemas in a database) rather than LOCK TABLE: it needs no
+# privilege beyond INSERT, and does not wait on autovacuum.
+_PG_SERIALISE_APPENDS = "SELECT pg_advisory_xact_lock('answers'::regclass::oid::bigint)"
+_INSERT_REQUEST = text(
+    "INSERT INTO requests (round, item_id, score, requested_at) "
+    "VALUES (:round, :item_id, :score, :at) ON CONFLICT (round, item_id) DO NOTHING"
+)
+_INSERT_ASSIGNMENT = text(
+    "INSERT INTO assignments (round, item_id, annotator, assigned_at) "
+    "VALUES (:round, :item_id, :annotator, :at) "
+    "ON CONFLICT (round, item_id, annotator) DO NOTHING"
+)
+_COMPLETE_ROUND = text(
+    "INSERT INTO rounds (round, n_labeled, metrics, completed_at) "
+    "VALUES (:round, :n_labeled, :metrics, :at) "
+    "ON CONFLICT (round) DO UPDATE SET n_labeled = excluded.n_labeled, "
+    "metrics = excluded.metrics, completed_at = excluded.completed_at"
+)
+_SET_META = text(
+    "INSERT INTO meta (key, value) VALUES (:key, :value) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 
 def _to_json(value: Any) -> str | None:
@@ -100,12 +88,21 @@ class StoredAnswer:
 
 
 class LabelStore:
-    """Append-only SQLite store of answers, with round markers and run metadata.
+    """Append-only store of answers, with round markers and run metadata.
 
     Parameters
     ----------
-    path : str or Path
-        The database file (created with its parent folder). ``":memory:"`` for tests.
+    target : str or Path
+        A SQLite file (created with its parent folder), ``":memory:"``, or a database URL:
+        ``sqlite:///path``, ``postgresql://user@host:port/database[?schema=name]``. Opening a
+        store made by an older alloop migrates it; one made by a newer alloop is refused with
+        :class:`~alloop.store.migrations.SchemaVersionError`.
+
+    Attributes
+    ----------
+    backend : {"sqlite", "postgresql"}
+    path : str
+        The location, for messages (a URL without its password).
 
     Examples
     --------
@@ -115,30 +112,24 @@ class LabelStore:
     {'item-1': 3}
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by the loop and the threads of annotators' oracles; the lock
-        # serialises its use (each answer is still its own transaction).
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=30.0, check_same_thread=False
-        )
-        self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
-        version = self.get_meta("schema_version")
-        if version is None:
-            self.set_meta("schema_version", SCHEMA_VERSION)
-        elif int(version) != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"label store {self.path} has schema version {version}; this alloop reads "
-                f"version {SCHEMA_VERSION}"
-            )
+    def __init__(self, target: str | Path) -> None:
+        where = parse_target(target)
+        self.backend = where.backend
+        self.path = where.display
+        self._engine = create_engine(where)
+        self._lock = store_lock(where)
+        try:
+            with self._lock:
+                prepare(self._engine, self.backend, self.path, where.schema)
+                if self.backend == "sqlite":
+                    with self._engine.connect() as conn:
+                        self._sqlite = conn.connection.driver_connection
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     def close(self) -> None:
-        self._conn.close()
+        self._engine.dispose()
 
     def __enter__(self) -> LabelStore:
         return self
@@ -149,57 +140,62 @@ class LabelStore:
     def __repr__(self) -> str:
         return f"LabelStore({self.path!r})"
 
-    # ----------------------------------------------------------------- meta
-    @_locked
-    def get_meta(self, key: str) -> Any:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+    @property
+    def _conn(self) -> Any:
+        """SQLite only: the store's raw ``sqlite3`` connection, for diagnostics such as
+        ``PRAGMA integrity_check``. Not locked: do not write through it."""
+        if self.backend != "sqlite":
+            raise AttributeError(f"{self.backend} stores have no raw sqlite3 connection")
+        return self._sqlite
 
-    @_locked
+    def _read(self, sql: Any, **params: Any) -> list[Any]:
+        with self._lock, self._engine.connect() as conn:
+            return conn.execute(text(sql) if isinstance(sql, str) else sql, params).fetchall()
+
+    # ----------------------------------------------------------------- meta
+    def get_meta(self, key: str) -> Any:
+        rows = self._read("SELECT value FROM meta WHERE key = :key", key=key)
+        return json.loads(rows[0][0]) if rows else None
+
     def set_meta(self, key: str, value: Any) -> None:
-        self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, json.dumps(value)),
-        )
+        with self._lock, self._engine.begin() as conn:
+            conn.execute(_SET_META, {"key": key, "value": json.dumps(value)})
 
     # ----------------------------------------------------------------- answers
-    @_locked
     def append(self, answer: Answer, round: int) -> int:
         """Commit one answer durably; return its sequence number."""
-        cur = self._conn.execute(
-            "INSERT INTO answers (item_id, label, kind, annotator, round, cost, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                str(answer.item_id),
-                _to_json(answer.label) if answer.kind == "label" else None,
-                answer.kind,
-                answer.annotator,
-                int(round),
-                answer.cost,
-                time.time(),
-            ),
-        )
-        return int(cur.lastrowid)
+        row = {
+            "item_id": str(answer.item_id),
+            "label": _to_json(answer.label) if answer.kind == "label" else None,
+            "kind": answer.kind,
+            "annotator": answer.annotator,
+            "round": int(round),
+            "cost": answer.cost,
+            "created_at": time.time(),
+        }
+        with self._lock, self._engine.begin() as conn:
+            if self.backend == "postgresql":
+                conn.exec_driver_sql(_PG_SERIALISE_APPENDS)
+            seq = conn.execute(_INSERT_ANSWER, row).scalar_one()
+        return int(seq)
 
     def extend(self, answers: Iterable[Answer], round: int) -> list[int]:
         """Commit answers one by one (each its own transaction)."""
         return [self.append(a, round) for a in answers]
 
-    @_locked
     def answers(self, round: int | None = None, kind: str | None = None) -> list[StoredAnswer]:
         """The log in commit order, optionally filtered by round and kind."""
-        sql = "SELECT seq, item_id, label, kind, annotator, round, cost, created_at FROM answers"
-        where, args = [], []
+        where, params = [], {}
         if round is not None:
-            where.append("round = ?")
-            args.append(int(round))
+            where.append("round = :round")
+            params["round"] = int(round)
         if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
+            where.append("kind = :kind")
+            params["kind"] = kind
+        sql = f"SELECT {_ANSWER_COLUMNS} FROM answers"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = self._conn.execute(sql + " ORDER BY seq", args).fetchall()
+        rows = self._read(sql + " ORDER BY seq", **params)
         return [
             StoredAnswer(r[0], r[1], None if r[2] is None else json.loads(r[2]), *r[3:])
             for r in rows
@@ -223,80 +219,121 @@ class LabelStore:
             return dict(dawid_skene(log).labels) if any(a.kind == "label" for a in log) else {}
         raise ValueError(f"unknown label rule {rule!r}; expected latest, majority or dawid-skene")
 
-    @_locked
     def __len__(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        return int(self._read("SELECT COUNT(*) FROM answers")[0][0])
 
     # ----------------------------------------------------------------- requests
-    @_locked
     def record_requests(
         self, round: int, item_ids: Iterable[str], scores: Iterable[float | None]
     ) -> None:
         """Persist a round's queries before anyone is asked (idempotent per (round, item))."""
         now = time.time()
-        rows = [(int(round), str(i), None if s is None else float(s), now)
-                for i, s in zip(item_ids, scores, strict=True)]
-        with self._conn:
-            self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO requests (round, item_id, score, requested_at) "
-                "VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        rows = [{"round": int(round), "item_id": str(i), "score": None if s is None else float(s),
+                 "at": now} for i, s in zip(item_ids, scores, strict=True)]
+        if rows:
+            with self._lock, self._engine.begin() as conn:
+                conn.execute(_INSERT_REQUEST, rows)
 
-    @_locked
     def record_assignments(self, round: int, assignment: dict[str, Iterable[str]]) -> None:
         """Persist which annotators an item of a round was given to, before they are asked."""
         now = time.time()
-        rows = [(int(round), str(i), str(a), now) for i, people in assignment.items() for a in people]
-        with self._conn:
-            self._conn.execute("BEGIN")
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO assignments (round, item_id, annotator, assigned_at) "
-                "VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        rows = [{"round": int(round), "item_id": str(i), "annotator": str(a), "at": now}
+                for i, people in assignment.items() for a in people]
+        if rows:
+            with self._lock, self._engine.begin() as conn:
+                conn.execute(_INSERT_ASSIGNMENT, rows)
 
-    @_locked
     def assignments(self, round: int) -> dict[str, list[str]]:
         """item id → annotators it was assigned to in a round."""
         out: dict[str, list[str]] = {}
-        for item, annotator in self._conn.execute(
-            "SELECT item_id, annotator FROM assignments WHERE round = ? ORDER BY rowid", (int(round),)
+        for item, annotator in self._read(
+            "SELECT item_id, annotator FROM assignments WHERE round = :round ORDER BY seq",
+            round=int(round),
         ):
             out.setdefault(item, []).append(annotator)
         return out
 
-    @_locked
     def requested_items(self, before_round: int) -> list[str]:
         """Distinct items requested in rounds before ``before_round``, in request order."""
-        rows = self._conn.execute(
-            "SELECT item_id FROM requests WHERE round < ? GROUP BY item_id ORDER BY MIN(rowid)",
-            (int(before_round),),
-        ).fetchall()
+        rows = self._read(
+            "SELECT item_id FROM requests WHERE round < :round GROUP BY item_id ORDER BY MIN(seq)",
+            round=int(before_round),
+        )
         return [r[0] for r in rows]
 
-    @_locked
     def requests(self, round: int) -> list[tuple[str, float | None]]:
         """(item id, score) of a round's queries, in the order they were selected."""
-        return self._conn.execute(
-            "SELECT item_id, score FROM requests WHERE round = ? ORDER BY rowid", (int(round),)
-        ).fetchall()
+        rows = self._read(
+            "SELECT item_id, score FROM requests WHERE round = :round ORDER BY seq", round=int(round)
+        )
+        return [(r[0], r[1]) for r in rows]
 
     # ----------------------------------------------------------------- rounds
-    @_locked
     def complete_round(self, round: int, n_labeled: int, metrics: dict[str, float]) -> None:
         """Mark a round finished (after its answers are stored and tracked)."""
-        self._conn.execute(
-            "INSERT OR REPLACE INTO rounds (round, n_labeled, metrics, completed_at) "
-            "VALUES (?, ?, ?, ?)",
-            (int(round), int(n_labeled), json.dumps(metrics), time.time()),
-        )
+        with self._lock, self._engine.begin() as conn:
+            conn.execute(_COMPLETE_ROUND, {"round": int(round), "n_labeled": int(n_labeled),
+                                           "metrics": json.dumps(metrics), "at": time.time()})
 
-    @_locked
     def completed_rounds(self) -> dict[int, dict[str, Any]]:
         """round → {"n_labeled", "metrics"} for every finished round."""
-        rows = self._conn.execute(
-            "SELECT round, n_labeled, metrics FROM rounds ORDER BY round"
-        ).fetchall()
+        rows = self._read("SELECT round, n_labeled, metrics FROM rounds ORDER BY round")
         return {r[0]: {"n_labeled": r[1], "metrics": json.loads(r[2])} for r in rows}
+
+
+def open_store(target: str | Path) -> LabelStore:
+    """Open (creating or migrating) the label store at a path or database URL.
+
+    Parameters
+    ----------
+    target : str or Path
+        A file path or ``sqlite:///path`` → SQLite; ``postgresql://user@host/db`` (optionally
+        ``?schema=name``) → PostgreSQL through SQLAlchemy and psycopg 3.
+
+    Examples
+    --------
+    >>> store = open_store(":memory:")
+    >>> store.backend
+    'sqlite'
+    """
+    return LabelStore(target)
+
+
+def store_exists(target: str | Path) -> bool:
+    """Whether a label store is at ``target`` (a SQLite file, or the tables in a database)."""
+    where = parse_target(target)
+    if where.backend == "sqlite":
+        path = where.url.database or ":memory:"
+        return path != ":memory:" and Path(path).is_file()
+    engine = create_engine(where)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("meta")
+    finally:
+        engine.dispose()
+
+
+def remove_store(target: str | Path) -> None:
+    """Delete the label store at ``target`` with all its history (absent: nothing happens).
+
+    SQLite: the file and its WAL/journal files. PostgreSQL: the ``?schema=`` schema, or without
+    one the store's tables. The append-only triggers guard answers against edits, not this.
+    """
+    where = parse_target(target)
+    if where.backend == "sqlite":
+        path = where.url.database or ":memory:"
+        if path != ":memory:":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    engine = create_engine(where)
+    try:
+        with engine.begin() as conn:
+            if where.schema:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{where.schema}" CASCADE')
+            else:
+                conn.exec_driver_sql(
+                    "DROP TABLE IF EXISTS answers, requests, assignments, rounds, meta")
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS answers_append_only()")
+    finally:
+        engine.dispose()
