@@ -80,6 +80,12 @@ from alloop.annotate_cli import annotate_app  # noqa: E402  (loads no web stack)
 
 app.add_typer(annotate_app, name="annotate")
 
+from alloop.server_cli import server_command  # noqa: E402  (light: typer, rich)
+
+app.command("server", help="Serve MLflow tracking on PostgreSQL for `alloop run --tracking-uri`.")(
+    server_command
+)
+
 
 @labels_app.command("export")
 def labels_export(

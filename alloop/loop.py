@@ -368,10 +368,20 @@ class ActiveLoop:
             stop, model = self._rounds(round_, curve, model, previous)
         except BaseException:
             self.tracker.finish(pd.DataFrame(curve), self.metric, None, status="FAILED")
+            self._remember_late_run_id(run_id)
             raise
         frame = pd.DataFrame(curve)
         self.tracker.finish(frame, self.metric, model)
+        run_id = self._remember_late_run_id(run_id)
         return LoopResult(frame, model, self.pool, stop, run_id, curve)
+
+    def _remember_late_run_id(self, run_id: str | None) -> str | None:
+        """A tracker that was unreachable at start creates its run later: keep that id for --resume."""
+        late = getattr(self.tracker, "run_id", None)
+        if late is not None and late != run_id:
+            self.store.set_meta("run_id", late)
+            return late
+        return run_id
 
     def _rounds(self, round_: int, curve: list[dict[str, Any]], model: Any, previous: Any) -> tuple[str, Any]:
         """Run rounds from ``round_`` until a stop rule fires; append to ``curve``."""

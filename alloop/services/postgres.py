@@ -153,11 +153,19 @@ def start_postgres(data_dir: str | Path | None = None, port: int | None = None) 
         data_dir.chmod(0o700)
     try:
         if not (data_dir / "PG_VERSION").exists():
-            subprocess.run(
+            made = subprocess.run(
                 _as_postgres_user([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", user,
                                    "--auth=trust", "--encoding=UTF8", "--no-sync"]),
-                check=True, capture_output=True,
+                capture_output=True, text=True,
             )
+            if made.returncode != 0:
+                hint = (" (as root the server runs as the 'postgres' account, which must be able "
+                        "to reach this folder: pick one whose parents are not mode 700)"
+                        if os.geteuid() == 0 else "")
+                raise RuntimeError(
+                    f"initdb could not create a cluster in {data_dir}{hint}:\n"
+                    f"{(made.stderr or made.stdout).strip()}"
+                )
         # A free port can be taken between choosing and binding it (another test worker starting
         # its own server): choose again, unless the caller named the port.
         for _attempt in range(1 if port else 5):

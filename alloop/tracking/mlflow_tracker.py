@@ -1,7 +1,13 @@
 """MLflow tracking: a parent run per (strategy, seed), one nested run per round.
 
 The tracker only writes. The label store is the loop's source of truth; on resume, rounds the
-store has finished but MLflow has not (a crash between the two) are re-logged from the store.
+store has finished but MLflow has not (a crash between the two, or a tracking server that was
+down) are re-logged from the store.
+
+:class:`MlflowWriter` makes one attempt per call and may be called again after a failure: a
+half-logged round or parent run is completed, not logged twice. :class:`MlflowTracker` wraps it
+in :class:`~alloop.tracking.resilient.ResilientTracker`, so a tracking server that is briefly
+unreachable costs the loop a bounded wait, never a round.
 """
 
 from __future__ import annotations
@@ -9,15 +15,30 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from alloop.tracking.base import RoundReport
+from alloop.tracking.resilient import Backoff, ResilientTracker
 
 #: MLflow's local SQLite store in the working directory: the zero-set-up default.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+#: MLflow client settings alloop uses for its own calls to a tracking server, unless you set
+#: them: no retries inside MLflow (its default, 7 doubling retries, blocks a call to a stopped
+#: server for ~4 minutes; alloop retries itself, see Backoff), a 60 s timeout instead of 120 s,
+#: and no "View run at URL" line printed per round.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -45,13 +66,82 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-class MlflowTracker:
-    """Writes the loop's rounds to MLflow.
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True for errors that retrying later may fix: no connection, a timeout, HTTP 5xx or 429.
+
+    MLflow wraps connection errors in an ``MlflowException`` (the original is its context), and
+    reports a server's 5xx answer as one with a 5xx error code.
+
+    Examples
+    --------
+    >>> is_unreachable(ConnectionRefusedError(111, "Connection refused"))
+    True
+    >>> is_unreachable(ValueError("metric value must be a number"))
+    False
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    def retryable(status: int | None) -> bool:
+        return status is not None and (status == 429 or status >= 500)
+
+    for err in _chain(exc):
+        if isinstance(err, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout
+                      | requests.exceptions.ChunkedEncodingError):
+            return True
+        if isinstance(err, requests.HTTPError) and err.response is not None:
+            return retryable(err.response.status_code)
+    return isinstance(exc, MlflowException) and retryable(exc.get_http_status_code())
+
+
+@contextmanager
+def mlflow_http_defaults(tracking_uri: str) -> Iterator[None]:
+    """Apply :data:`HTTP_DEFAULTS` (those not set by the user) for a block of HTTP calls.
+
+    Scoped rather than global so the rest of the process keeps MLflow's defaults.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        yield
+        return
+    added = [name for name in HTTP_DEFAULTS if name not in os.environ]
+    for name in added:
+        os.environ[name] = HTTP_DEFAULTS[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _single_attempt(method: F) -> F:
+    """Run a writer method with alloop's HTTP defaults: one quick try, no retries inside."""
+
+    @wraps(method)
+    def call(self: MlflowWriter, *args: Any, **kwargs: Any) -> Any:
+        with mlflow_http_defaults(self.tracking_uri):
+            return method(self, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
+class MlflowWriter:
+    """Writes the loop's rounds to MLflow, one attempt per call; safe to call again after a failure.
 
     Parameters
     ----------
     experiment : str
-        MLflow experiment name (created if missing).
+        MLflow experiment name (created on first use if missing).
     tracking_uri : str, optional
         See :func:`resolve_tracking_uri`.
     """
@@ -61,28 +151,40 @@ class MlflowTracker:
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        if found is not None and found.lifecycle_stage == "deleted":
-            self.client.restore_experiment(found.experiment_id)
-        if found is None:
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=_artifact_location(self.tracking_uri, experiment)
-            )
-        else:
-            self.experiment_id = found.experiment_id
         self.experiment = experiment
         self.run_id: str | None = None
+        self._experiment_id: str | None = None
+        self._params_logged = 0  # params of a new parent run logged so far (in chunks)
+        self._rounds: dict[int, dict[str, Any]] = {}  # progress of rounds not finished yet
+        self._finish_stamp: int | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        """The experiment's id; looked up (or created, or restored) on first use."""
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is None:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment,
+                    artifact_location=_artifact_location(self.tracking_uri, self.experiment),
+                )
+            else:
+                if found.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(found.experiment_id)
+                self._experiment_id = found.experiment_id
+        return self._experiment_id
 
     # ----------------------------------------------------------------- parent run
+    @_single_attempt
     def start(self, run_name: str, params: dict[str, Any], resume_run_id: str | None = None) -> str:
-        if resume_run_id is not None:
+        if resume_run_id is not None and self.run_id is None:
             from mlflow.exceptions import MlflowException
 
             try:
                 run = self.client.get_run(resume_run_id)
-            except MlflowException:
-                import warnings
-
+            except MlflowException as exc:
+                if is_unreachable(exc):
+                    raise
                 warnings.warn(
                     f"run {resume_run_id} is not in {self.tracking_uri}; starting a new parent run "
                     "there and re-logging every finished round from the label store",
@@ -90,18 +192,21 @@ class MlflowTracker:
                     stacklevel=2,
                 )
             else:
+                self.client.update_run(run.info.run_id, status="RUNNING")
                 self.run_id = run.info.run_id
-                self.client.update_run(self.run_id, status="RUNNING")
-                self._drop_unfinished_rounds()
-                return self.run_id
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={"alloop": "loop"})
-        self.run_id = run.info.run_id
-        flat = flatten(params)
+                self._params_logged = -1  # a resumed run has its params
+        if self._params_logged < 0:
+            self._drop_unfinished_rounds()
+            return self.run_id
+        if self.run_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags={"alloop": "loop"})
+            self.run_id = run.info.run_id
         from mlflow.entities import Param
 
-        items = [Param(k, v) for k, v in flat.items()]
-        for start in range(0, len(items), 100):
+        items = [Param(k, v) for k, v in flatten(params).items()]
+        for start in range(self._params_logged, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
+            self._params_logged = start + 100
         return self.run_id
 
     def _round_runs(self) -> list[Any]:
@@ -112,10 +217,13 @@ class MlflowTracker:
         )
 
     def _drop_unfinished_rounds(self) -> None:
+        """Delete nested runs left RUNNING (a crash, or a reply lost while the server went down)."""
+        open_now = {progress["run_id"] for progress in self._rounds.values()}
         for run in self._round_runs():
-            if run.info.status != "FINISHED":
+            if run.info.status != "FINISHED" and run.info.run_id not in open_now:
                 self.client.delete_run(run.info.run_id)
 
+    @_single_attempt
     def logged_rounds(self) -> set[int]:
         return {
             int(run.data.tags["alloop.round"])
@@ -124,36 +232,51 @@ class MlflowTracker:
         }
 
     # ----------------------------------------------------------------- rounds
+    @_single_attempt
     def log_round(self, report: RoundReport) -> None:
+        """Log one round as a nested run; after a failure, a second call completes it."""
         from mlflow.entities import Metric
 
         assert self.run_id is not None, "start() the parent run first"
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"round-{report.round:03d}",
-            tags={"mlflow.parentRunId": self.run_id, "alloop.round": str(report.round)},
+        # each step is done once: a retry neither opens a second nested run nor logs a metric
+        # twice (same timestamp: MLflow keeps one copy)
+        progress = self._rounds.setdefault(
+            report.round, {"stamp": int(pd.Timestamp.now().timestamp() * 1000)}
         )
-        rid = run.info.run_id
-        metrics = {"labels": float(report.n_labeled), **report.metrics}
-        stamp = int(pd.Timestamp.now().timestamp() * 1000)
-        self.client.log_batch(
-            rid, metrics=[Metric(k, float(v), stamp, report.round) for k, v in metrics.items()]
-        )
-        if not report.queries.empty:
+        if "run_id" not in progress:
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=f"round-{report.round:03d}",
+                tags={"mlflow.parentRunId": self.run_id, "alloop.round": str(report.round)},
+            )
+            progress["run_id"] = run.info.run_id
+        rid = progress["run_id"]
+        if not progress.get("metrics"):
+            metrics = {"labels": float(report.n_labeled), **report.metrics}
+            self.client.log_batch(rid, metrics=[
+                Metric(k, float(v), progress["stamp"], report.round) for k, v in metrics.items()
+            ])
+            progress["metrics"] = True
+        if not progress.get("queries") and not report.queries.empty:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "queries.csv"
                 report.queries.to_csv(path, index=False)
                 self.client.log_artifact(rid, str(path))
+            progress["queries"] = True
         self.client.set_terminated(rid, "FINISHED")
+        del self._rounds[report.round]
 
     # ----------------------------------------------------------------- end
+    @_single_attempt
     def finish(self, curve: pd.DataFrame, metric: str, model: Any, status: str = "FINISHED") -> None:
         """Log the learning curve (metric vs labels, step = labels), its plot and the model."""
         from mlflow.entities import Metric
 
         assert self.run_id is not None
-        stamp = int(pd.Timestamp.now().timestamp() * 1000)
-        logged = {  # a resumed run logs only the points it does not have yet
+        if self._finish_stamp is None:
+            self._finish_stamp = int(pd.Timestamp.now().timestamp() * 1000)
+        stamp = self._finish_stamp
+        logged = {  # a resumed (or retried) finish logs only the points it does not have yet
             name: {m.step for m in self.client.get_metric_history(self.run_id, f"curve.{name}")}
             for name in curve.columns
             if name not in ("round", "labels")
@@ -190,4 +313,55 @@ class MlflowTracker:
                 with open(model_path, "wb") as fh:
                     pickle.dump(model, fh)
                 self.client.log_artifact(self.run_id, str(model_path), artifact_path="model")
+        self._drop_unfinished_rounds()
         self.client.set_terminated(self.run_id, status)
+        self._finish_stamp = None
+
+
+class MlflowTracker(ResilientTracker):
+    """Writes the loop's rounds to MLflow and rides out a tracking server that is briefly down.
+
+    Calls that cannot reach the server are retried with backoff (see
+    :class:`~alloop.tracking.resilient.Backoff`), then kept in memory and logged, in order, once
+    the server answers again; a warning names the server once. Labels never wait on it.
+
+    Parameters
+    ----------
+    experiment : str
+        MLflow experiment name (created if missing).
+    tracking_uri : str, optional
+        See :func:`resolve_tracking_uri`.
+    backoff : Backoff, optional
+        Retry budgets; default :meth:`Backoff.from_env` (``ALLOOP_TRACKING_RETRY_SECONDS``,
+        ``ALLOOP_TRACKING_FINISH_SECONDS``).
+
+    Examples
+    --------
+    >>> tracker = MlflowTracker("demo", "http://127.0.0.1:5000")  # doctest: +SKIP
+    >>> loop = ActiveLoop(..., tracker=tracker)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, experiment: str, tracking_uri: str | None = None, *, backoff: Backoff | None = None
+    ) -> None:
+        writer = MlflowWriter(experiment, tracking_uri)
+        super().__init__(writer, is_unreachable, backoff=backoff, where=writer.tracking_uri)
+        self.writer = writer
+
+    # what callers that log their own runs next to the loop's use
+    @property
+    def client(self) -> Any:
+        """The ``mlflow.MlflowClient`` (MLflow's own retries apply to calls made with it)."""
+        return self.writer.client
+
+    @property
+    def experiment_id(self) -> str:
+        return self.writer.experiment_id
+
+    @property
+    def experiment(self) -> str:
+        return self.writer.experiment
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.writer.tracking_uri

@@ -1,0 +1,85 @@
+"""``alloop server``: an MLflow tracking server on PostgreSQL, in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def server_command(
+    backend_store_uri: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the store for runs and metrics, e.g. "
+                          "postgresql://user@host:5432/mlflow (default with --postgres-dir: "
+                          "that cluster's 'mlflow' database)"),
+    ] = None,
+    artifacts_destination: Annotated[
+        str, typer.Option(help="folder (or s3://..., gs://...) that uploaded artifacts go to")
+    ] = "mlartifacts",
+    host: Annotated[str, typer.Option(help="address to bind (0.0.0.0: reachable from other machines)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 5000,
+    postgres_dir: Annotated[
+        Path | None,
+        typer.Option(help="start a local PostgreSQL cluster in this folder first (created on "
+                          "first use, kept between runs) and store runs in it"),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="server worker processes")] = 1,
+) -> None:
+    """Serve MLflow tracking on PostgreSQL for `alloop run CONFIG --tracking-uri URL`."""
+    from alloop.services.mlflow_server import start_mlflow_server
+
+    if backend_store_uri is None and postgres_dir is None:
+        console.print("[bold red]error:[/] give --backend-store-uri URL (e.g. "
+                      "postgresql://user@host:5432/mlflow) or --postgres-dir DIR for a local "
+                      "PostgreSQL", highlight=False)
+        raise typer.Exit(code=2)
+    postgres = None
+    server = None
+    # Ctrl-C and SIGTERM both end the foreground wait below and stop what was started
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if postgres_dir is not None:
+            from alloop.services.postgres import start_postgres
+
+            try:
+                postgres = start_postgres(postgres_dir)
+            except (RuntimeError, OSError) as exc:  # the message carries initdb's own
+                console.print(f"[bold red]error:[/] could not start PostgreSQL: {exc}", highlight=False)
+                raise typer.Exit(code=1) from None
+            console.print(f"PostgreSQL in {postgres_dir} on {postgres.host}:{postgres.port}")
+            if backend_store_uri is None:
+                backend_store_uri = postgres.create_database("mlflow")
+        console.print(f"starting mlflow server on {host}:{port} (store: {backend_store_uri}) ...")
+        try:
+            server = start_mlflow_server(backend_store_uri, artifacts_destination, host, port)
+        except RuntimeError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=1) from None
+        console.print(
+            f"MLflow tracking server ready in {server.startup_seconds:.0f} s "
+            f"(log: {server.log_path}).\n"
+            f"  run loops against it:  alloop run CONFIG --tracking-uri {server.url}\n"
+            f"  or:                    export MLFLOW_TRACKING_URI={server.url}\n"
+            f"  browse:                {server.url}\n"
+            "Ctrl-C stops it.",
+            highlight=False,
+        )
+        while server.process.poll() is None:
+            time.sleep(1.0)
+        console.print(f"[bold red]mlflow server exited[/] (code {server.process.returncode}); "
+                      f"see {server.log_path}", highlight=False)
+        raise typer.Exit(code=1)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        if server is not None:
+            server.stop()
+        if postgres is not None:
+            postgres.stop()
