@@ -4,6 +4,14 @@
 higher means "ask first". ``context`` may hold ``X_labeled``, ``y_labeled``, ``X_val``,
 ``y_val`` and ``rng`` (a ``numpy.random.Generator``); a scorer takes what it needs and
 ignores the rest through ``**_``.
+
+A strategy whose score of a row depends on nothing but that row and per-round state may also
+be split in two: ``prepare(model, **context) -> state`` (the per-round work: a tangent, a
+direction, the model itself) and a pure ``score_rows(state, X_rows) -> scores`` such that
+``scorer(model, X, **context)`` equals ``score_rows(prepare(model, **context), X)`` exactly.
+The split lets a pool be scored in shards elsewhere (:class:`alloop.scale.RayScoring`) with the
+state shipped once per round. Pool-dependent strategies (coreset, a committee trained on the
+pool) have no such split: their score of a row depends on the other rows.
 """
 
 from __future__ import annotations
@@ -15,6 +23,11 @@ from typing import Any
 import numpy as np
 
 Scorer = Callable[..., np.ndarray]
+
+#: ``prepare(model, **context) -> state``: the per-round part of a row-wise strategy.
+Prepare = Callable[..., Any]
+#: ``score_rows(state, X_rows) -> scores``: pure and picklable, one score per row.
+ScoreRows = Callable[[Any, Any], np.ndarray]
 
 #: Capabilities a scorer may require of the model.
 NEEDS = ("proba", "gradients", "labeled", "validation", "regression", "classification")
@@ -34,13 +47,30 @@ class Strategy:
     needs: tuple[str, ...] = ()
     #: default batch rule: "topk", "diverse" (clustered top candidates) or "kcenter".
     batch: str = "topk"
+    #: the per-round half of a row-wise split (None: the strategy has no split).
+    prepare: Prepare | None = None
+    #: the per-row half of a row-wise split: ``score_rows(prepare(model, **ctx), X)``.
+    score_rows: ScoreRows | None = None
+
+    @property
+    def row_wise(self) -> bool:
+        """Whether the scores can be computed shard by shard from :attr:`prepare`'s state."""
+        return self.prepare is not None and self.score_rows is not None
 
     def score(self, model: Any, X_pool: Any, **context: Any) -> np.ndarray:
         """Scores for every row of ``X_pool`` (higher = ask first)."""
         n = X_pool.shape[0]
         if n == 0:
             raise ValueError("the pool is empty: there is nothing left to score")
-        scores = np.asarray(self.scorer(model, X_pool, **context), dtype=np.float64).reshape(-1)
+        return self.check_scores(self.scorer(model, X_pool, **context), n)
+
+    def check_scores(self, scores: Any, n: int) -> np.ndarray:
+        """``scores`` as a float64 vector of ``n`` finite values, or a clear error.
+
+        :meth:`score` applies it to the scorer's result; a backend that assembles the scores
+        of shards applies it to the whole, so both fail alike.
+        """
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if scores.shape[0] != n:
             raise RuntimeError(
                 f"strategy {self.name!r} returned {scores.shape[0]} scores for {n} pool items"
@@ -72,6 +102,15 @@ class Strategy:
             X_labeled=context.get("X_labeled"), rng=rng,
         )
         return index, scores[index]
+
+
+class NotRowWise(ValueError):
+    """Raised by a ``prepare`` whose options make a row's score depend on more than the row.
+
+    E.g. the labeled variant of SLD scores each row at its observed label ``y_pool``, a
+    pool-aligned array that a per-round state cannot carry. Backends that shard the pool catch
+    it and score on the driver instead.
+    """
 
 
 def check_compatible(strategy: Strategy, model: Any) -> None:

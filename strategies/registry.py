@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from strategies.base import NEEDS, Scorer, Strategy
+from strategies.base import NEEDS, Prepare, Scorer, ScoreRows, Strategy
 
 _REGISTRY: dict[str, Strategy] = {}
 
@@ -13,6 +13,10 @@ def register(item: Strategy) -> Strategy:
     """Add a strategy; a name may be registered once."""
     if item.name in _REGISTRY and _REGISTRY[item.name].scorer is not item.scorer:
         raise ValueError(f"a strategy named {item.name!r} is already registered")
+    if (item.prepare is None) != (item.score_rows is None):
+        raise ValueError(
+            f"strategy {item.name!r}: a row-wise split needs both prepare and score_rows"
+        )
     unknown = set(item.needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"strategy {item.name!r} needs unknown capabilities {sorted(unknown)}")
@@ -21,9 +25,18 @@ def register(item: Strategy) -> Strategy:
 
 
 def strategy(
-    name: str, description: str, *, needs: tuple[str, ...] = (), batch: str = "topk"
+    name: str,
+    description: str,
+    *,
+    needs: tuple[str, ...] = (),
+    batch: str = "topk",
+    prepare: Prepare | None = None,
+    score_rows: ScoreRows | None = None,
 ) -> Callable[[Scorer], Strategy]:
     """Decorator: turn a scorer function into a registered :class:`Strategy`.
+
+    ``prepare`` and ``score_rows`` (both or neither) declare the strategy's row-wise split
+    (see :mod:`strategies.base`); the scorer must equal ``score_rows(prepare(model, **ctx), X)``.
 
     Examples
     --------
@@ -36,7 +49,9 @@ def strategy(
     """
 
     def wrap(fn: Scorer) -> Strategy:
-        return register(Strategy(name, description, fn, tuple(needs), batch))
+        return register(
+            Strategy(name, description, fn, tuple(needs), batch, prepare, score_rows)
+        )
 
     return wrap
 

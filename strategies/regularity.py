@@ -13,16 +13,35 @@ default, or "labeled" with ``y_pool``), ``tangent_method`` ("exact", "cg", "liss
 ``solve_options`` (``tol``, ``max_iter`` of the solves, e.g. a CG budget for a network); SSI
 also ``fd_step``, ``s_bounds``, ``curvature_floor`` and ``third_order``. Other context keys
 are ignored.
+
+All three are row-wise in their default (unlabeled) variant: ``prepare`` does the per-round
+solves on the driver — θ̇ for SLD, q = H⁻¹θ̂ for STI, SSI's directions and V''(s) — and
+``score_rows`` needs only the fitted model, that state and the rows (one output JVP per
+direction and row batch). The labeled variant scores each row at its pool label ``y_pool``,
+which a per-round state cannot carry: its ``prepare`` raises :class:`~strategies.base.NotRowWise`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
-from alloop.regularity.scores import BATCH_SIZE, sld_scores, ssi_scores, sti_scores
-from strategies.base import check_compatible
+from alloop.models.base import DifferentiableModel
+from alloop.regularity.hypergradient import check_differentiable
+from alloop.regularity.scores import (
+    BATCH_SIZE,
+    SSIDirections,
+    _tangent,
+    sld_scores,
+    ssi_directions,
+    ssi_scores,
+    sti_direction,
+    sti_scores,
+)
+from strategies.base import NotRowWise, check_compatible
 from strategies.registry import get, strategy
 
 VARIANTS = ("unlabeled", "labeled")
@@ -41,10 +60,74 @@ def _pool_labels(name: str, variant: str, y_pool: Any) -> Any:
     return y_pool
 
 
+def _unlabeled_only(name: str, variant: str, y_pool: Any) -> None:
+    if _pool_labels(name, variant, y_pool) is not None:
+        raise NotRowWise(
+            f"{name}: the labeled variant scores each row at its pool label y_pool, which a "
+            "per-round state cannot carry; score it in-process, or use variant='unlabeled'"
+        )
+
+
+# --------------------------------------------------------------------------- row-wise states
+@dataclass(frozen=True)
+class DirectionState:
+    """A fitted model and one parameter-space direction v; rows score E_y[(g·v)²].
+
+    SLD's v is the tangent θ̇, STI's is q = H⁻¹θ̂: the closed form is the same.
+    """
+
+    model: DifferentiableModel
+    direction: torch.Tensor
+    batch_size: int = BATCH_SIZE
+
+
+@dataclass(frozen=True)
+class SSIState:
+    """A fitted model and its per-fit SSI quantities (:func:`ssi_directions`)."""
+
+    model: DifferentiableModel
+    directions: SSIDirections
+    batch_size: int = BATCH_SIZE
+
+
+def directional_rows(state: DirectionState, X_rows: Any) -> np.ndarray:
+    """E_y[(g·v)²] of each row along the state's direction: SLD's and STI's ``score_rows``."""
+    return sld_scores(
+        state.model, X_rows, tangent=state.direction, batch_size=state.batch_size
+    )
+
+
+def ssi_rows(state: SSIState, X_rows: Any) -> np.ndarray:
+    """SSI of each row from the state's directions: SSI's ``score_rows``."""
+    return ssi_scores(
+        state.model, X_rows, directions=state.directions, batch_size=state.batch_size
+    )
+
+
+# --------------------------------------------------------------------------- SLD
+def sld_prepare(
+    model: Any,
+    *,
+    variant: str = "unlabeled",
+    y_pool: Any = None,
+    tangent_method: str = "exact",
+    damping: float = 0.0,
+    batch_size: int = BATCH_SIZE,
+    **_: Any,
+) -> DirectionState:
+    """SLD's per-round state: the model and its regularity tangent θ̇."""
+    check_compatible(get("sld"), model)
+    _unlabeled_only("sld", variant, y_pool)
+    model = check_differentiable(model, "SLD")
+    return DirectionState(model, _tangent(model, tangent_method, damping), batch_size)
+
+
 @strategy(
     "sld",
     "Squared loss derivative E_y[(g·θ̇)²]: effect of the item on the model's complexity term.",
     needs=("gradients",),
+    prepare=sld_prepare,
+    score_rows=directional_rows,
 )
 def sld_strategy(
     model: Any,
@@ -59,15 +142,51 @@ def sld_strategy(
 ) -> np.ndarray:
     check_compatible(get("sld"), model)
     y = _pool_labels("sld", variant, y_pool)
-    return sld_scores(
-        model, X_pool, y, tangent_method=tangent_method, damping=damping, batch_size=batch_size
+    if y is not None:
+        return sld_scores(
+            model, X_pool, y, tangent_method=tangent_method, damping=damping,
+            batch_size=batch_size,
+        )
+    state = sld_prepare(
+        model, tangent_method=tangent_method, damping=damping, batch_size=batch_size
     )
+    return directional_rows(state, X_pool)
+
+
+# --------------------------------------------------------------------------- STI
+def sti_prepare(
+    model: Any,
+    *,
+    variant: str = "unlabeled",
+    y_pool: Any = None,
+    tangent_method: str = "exact",
+    solve_method: str | None = None,
+    damping: float = 0.0,
+    solve_options: dict[str, Any] | None = None,
+    batch_size: int = BATCH_SIZE,
+    **_: Any,
+) -> DirectionState:
+    """STI's per-round state: the model and q = H⁻¹θ̂ (θ̇ and q share one factorization)."""
+    check_compatible(get("sti"), model)
+    _unlabeled_only("sti", variant, y_pool)
+    model = check_differentiable(model, "STI")
+    q = sti_direction(
+        model,
+        None,
+        tangent_method=tangent_method,
+        solve_method=solve_method,
+        damping=damping,
+        solve_options=solve_options,
+    )
+    return DirectionState(model, q, batch_size)
 
 
 @strategy(
     "sti",
     "Squared tangent influence E_y[(q·g)²], q = H⁻¹θ̂: movement of θ* along the regularity path.",
     needs=("gradients",),
+    prepare=sti_prepare,
+    score_rows=directional_rows,
 )
 def sti_strategy(
     model: Any,
@@ -84,22 +203,69 @@ def sti_strategy(
 ) -> np.ndarray:
     check_compatible(get("sti"), model)
     y = _pool_labels("sti", variant, y_pool)
-    return sti_scores(
+    options = dict(
+        tangent_method=tangent_method, solve_method=solve_method, damping=damping,
+        solve_options=solve_options, batch_size=batch_size,
+    )
+    if y is not None:
+        return sti_scores(model, X_pool, y, **options)
+    return directional_rows(sti_prepare(model, **options), X_pool)
+
+
+# --------------------------------------------------------------------------- SSI
+def _validation_split(X_val: Any, y_val: Any) -> None:
+    if X_val is None or y_val is None:
+        raise ValueError(
+            "ssi needs a validation split (X_val, y_val) to define the selected regularity s*; "
+            "set the loop's validation fraction > 0 or pass X_val=..., y_val=..."
+        )
+
+
+def ssi_prepare(
+    model: Any,
+    *,
+    X_val: Any = None,
+    y_val: Any = None,
+    variant: str = "unlabeled",
+    y_pool: Any = None,
+    tangent_method: str = "exact",
+    solve_method: str | None = None,
+    damping: float = 0.0,
+    solve_options: dict[str, Any] | None = None,
+    batch_size: int = BATCH_SIZE,
+    fd_step: float = 1e-3,
+    s_bounds: tuple[float, float] | None = (-10.0, 10.0),
+    curvature_floor: float | None = None,
+    third_order: bool = True,
+    **_: Any,
+) -> SSIState:
+    """SSI's per-round state: the model, its directions θ̇, u, d and V''(s)."""
+    check_compatible(get("ssi"), model)
+    _validation_split(X_val, y_val)
+    _unlabeled_only("ssi", variant, y_pool)
+    model = check_differentiable(model, "SSI")
+    directions = ssi_directions(
         model,
-        X_pool,
-        y,
+        X_val,
+        y_val,
         tangent_method=tangent_method,
         solve_method=solve_method,
         damping=damping,
         solve_options=solve_options,
-        batch_size=batch_size,
+        fd_step=fd_step,
+        bounds=s_bounds,
+        curvature_floor=curvature_floor,
+        third_order=third_order,
     )
+    return SSIState(model, directions, batch_size)
 
 
 @strategy(
     "ssi",
     "Squared s-influence E[(ds*/dε)²]: movement of the validation-selected regularity s*.",
     needs=("gradients", "validation"),
+    prepare=ssi_prepare,
+    score_rows=ssi_rows,
 )
 def ssi_strategy(
     model: Any,
@@ -121,25 +287,18 @@ def ssi_strategy(
     **_: Any,
 ) -> np.ndarray:
     check_compatible(get("ssi"), model)
-    if X_val is None or y_val is None:
-        raise ValueError(
-            "ssi needs a validation split (X_val, y_val) to define the selected regularity s*; "
-            "set the loop's validation fraction > 0 or pass X_val=..., y_val=..."
-        )
+    _validation_split(X_val, y_val)
     y = _pool_labels("ssi", variant, y_pool)
-    return ssi_scores(
-        model,
-        X_pool,
-        X_val,
-        y_val,
-        y,
-        batch_size=batch_size,
-        tangent_method=tangent_method,
-        solve_method=solve_method,
-        damping=damping,
-        solve_options=solve_options,
-        fd_step=fd_step,
-        bounds=s_bounds,
-        curvature_floor=curvature_floor,
+    options = dict(
+        tangent_method=tangent_method, solve_method=solve_method, damping=damping,
+        solve_options=solve_options, fd_step=fd_step, curvature_floor=curvature_floor,
         third_order=third_order,
     )
+    if y is not None:
+        return ssi_scores(
+            model, X_pool, X_val, y_val, y, batch_size=batch_size, bounds=s_bounds, **options
+        )
+    state = ssi_prepare(
+        model, X_val=X_val, y_val=y_val, batch_size=batch_size, s_bounds=s_bounds, **options
+    )
+    return ssi_rows(state, X_pool)

@@ -7,6 +7,9 @@ For predictive probabilities p(c | x):
 * least confident: ``1 − max_c p(c | x)``;
 * margin: ``−(p₁ − p₂)``, the two largest probabilities (negated so that higher = ask first);
 * entropy: ``−Σ_c p(c | x) log p(c | x)`` (natural log).
+
+Each is row-wise: the per-round state is the fitted model itself (:func:`fitted_model`), and the
+scorer is its own ``score_rows``, so a sharded backend ships the model once per round.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from modAL.uncertainty import classifier_entropy, classifier_margin, classifier_
 from strategies.registry import strategy
 
 _NEEDS = ("classification", "proba")
+
+
+def fitted_model(model: Any, **_: Any) -> Any:
+    """The per-round state of the uncertainty scores: the model (context is not used)."""
+    return model
 
 
 def least_confident(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
@@ -46,16 +54,24 @@ def predictive_entropy(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
     return np.asarray(classifier_entropy(model, X_pool), dtype=np.float64)
 
 
-LEAST_CONFIDENT = strategy(
-    "least-confident", "Least confident prediction: 1 − max_c p(c|x) (modAL).", needs=_NEEDS
-)(least_confident)
-UNCERTAINTY = strategy(
-    "uncertainty", "Alias of 'least-confident': 1 − max_c p(c|x) (modAL).", needs=_NEEDS
-)(least_confident)
-MARGIN = strategy(
-    "margin", "Smallest margin between the two most probable classes, −(p₁ − p₂) (modAL).",
-    needs=_NEEDS,
-)(negative_margin)
-ENTROPY = strategy(
-    "entropy", "Largest predictive entropy −Σ_c p log p (modAL).", needs=_NEEDS
-)(predictive_entropy)
+def _register(name: str, description: str, scorer: Any) -> Any:
+    # score_rows(fitted_model(model), X) is scorer(model, X): the same call, row by row.
+    return strategy(
+        name, description, needs=_NEEDS, prepare=fitted_model, score_rows=scorer
+    )(scorer)
+
+
+LEAST_CONFIDENT = _register(
+    "least-confident", "Least confident prediction: 1 − max_c p(c|x) (modAL).", least_confident
+)
+UNCERTAINTY = _register(
+    "uncertainty", "Alias of 'least-confident': 1 − max_c p(c|x) (modAL).", least_confident
+)
+MARGIN = _register(
+    "margin",
+    "Smallest margin between the two most probable classes, −(p₁ − p₂) (modAL).",
+    negative_margin,
+)
+ENTROPY = _register(
+    "entropy", "Largest predictive entropy −Σ_c p log p (modAL).", predictive_entropy
+)

@@ -47,9 +47,15 @@ def _print_table(table, metric: str, title: str) -> None:
 
 def compare_command(
     config: Annotated[Path, typer.Argument(help="YAML compare config (an experiment config plus a compare section)")],
-    jobs: Annotated[int, typer.Option(help="runs at once, each in its own process")] = 1,
+    jobs: Annotated[int, typer.Option(help="runs at once, each in its own process (or Ray task)")] = 1,
     force: Annotated[bool, typer.Option("--force", help="rerun (strategy, seed) pairs that already finished")] = False,
     tracking_uri: TrackingOption = None,
+    backend: Annotated[
+        str, typer.Option(help="where pairs run: 'process' (local processes) or 'ray' (Ray tasks)")
+    ] = "process",
+    address: Annotated[
+        str | None, typer.Option(help="--backend ray: the cluster address (default: a local one)")
+    ] = None,
 ) -> None:
     """Run every strategy × seed of a compare config, skipping pairs that already finished."""
     from alloop.compare.config import load_compare_config
@@ -61,7 +67,8 @@ def compare_command(
     except ConfigError as exc:
         _fail(str(exc))
     try:
-        table = compare(cfg, jobs=jobs, force=force, tracking_uri=tracking_uri)
+        table = compare(cfg, jobs=jobs, force=force, tracking_uri=tracking_uri, backend=backend,
+                        address=address)
     except (CompareError, ValueError, KeyError, FileNotFoundError) as exc:
         _fail(str(exc).strip("'\""))
     metric = table.attrs["metric"]

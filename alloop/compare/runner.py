@@ -11,6 +11,14 @@ What a rerun does with each (strategy, seed) pair, decided from MLflow and the l
 Each pair runs in a worker process (``spawn`` start method) with one BLAS and torch thread, so a
 pair's curve is the same whatever ``jobs`` is. Workers exit when the compare process dies. The
 full-data reference model of each seed is fitted and logged as a run of its own.
+
+``backend="ray"`` runs the same tasks as Ray tasks (one CPU each) on a local or remote cluster
+instead of local processes: the same planning, the same curves, the same resume semantics.
+A task runs in the compare's working directory when the worker has it (a local cluster or a
+shared file system), so relative data, store and ``sqlite:`` tracking paths resolve alike; on a
+remote cluster without a shared file system use absolute paths it can reach (and a tracking
+server rather than a SQLite file). A Ray task is not retried: a worker that dies fails its pair,
+and the next compare resumes it. Ray ends the tasks when the compare process dies.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -38,6 +47,9 @@ from alloop.compare.runs import (
     search_runs,
 )
 from alloop.config import parse_config
+
+#: where the (strategy, seed) tasks run
+BACKENDS = ("process", "ray")
 
 
 class CompareError(RuntimeError):
@@ -64,22 +76,14 @@ class Task:
 # --------------------------------------------------------------------------------------------
 
 
-def _remove_store(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _stored_run_id(path: Path) -> tuple[bool, str | None]:
+def _stored_run_id(target: str) -> tuple[bool, str | None]:
     """(whether the label store exists, the parent run id it records)."""
-    if not path.exists():
-        return False, None
-    from alloop.store import LabelStore
+    from alloop.store import open_store, store_exists
 
-    store = LabelStore(path)
-    try:
+    if not store_exists(target):
+        return False, None
+    with open_store(target) as store:
         return True, store.get_meta("run_id")
-    finally:
-        store.close()
 
 
 def plan(
@@ -112,7 +116,7 @@ def plan(
         wanted = identity(config_params(config))
         same = [r for r in loops if identity(r.data.params) == wanted]
         done = [r for r in same if r.info.status == "FINISHED"]
-        store = Path(config.store_path())
+        store = str(config.store_path())
         if done and not force:
             skipped.append({"kind": LOOP, "strategy": strategy, "seed": seed, "run_id": done[-1].info.run_id})
             continue
@@ -123,7 +127,9 @@ def plan(
             if not (resume and run.info.run_id == stored):
                 discard_run(client, experiment_id, run.info.run_id)
         if exists and not resume:
-            _remove_store(store)
+            from alloop.store import remove_store
+
+            remove_store(store)
         tasks.append(Task(LOOP, seed, config.model_dump(mode="json"), strategy, resume))
     return tasks, skipped
 
@@ -251,6 +257,75 @@ def _run_full_data(config_data: dict[str, Any], tracking_uri: str) -> dict[str, 
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
 
 
+def _run_task(task: Task, uri: str) -> dict[str, Any]:
+    if task.kind == LOOP:
+        return _run_loop(task.config, uri, task.resume)
+    return _run_full_data(task.config, uri)
+
+
+def _in_processes(
+    tasks: list[Task], uri: str, jobs: int, threads: int, address: str | None = None
+) -> Iterator[tuple[Task, dict[str, Any]]]:
+    """(task, result) as each finishes, run in ``jobs`` spawned processes."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context,
+        initializer=_init_worker, initargs=(os.getpid(), threads),
+    ) as pool:
+        futures = {pool.submit(_run_task, t, uri): t for t in tasks}
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as exc:  # the worker process itself died
+                result = {"error": f"{type(exc).__name__}: {exc}", "traceback": ""}
+            yield futures[future], result
+
+
+def _ray_task(task: Task, uri: str, threads: int, cwd: str) -> dict[str, Any]:
+    """One task on a Ray worker: the compare's working directory and thread count, then run."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if os.path.isdir(cwd):  # a local cluster or a shared file system: relative paths resolve
+        os.chdir(cwd)
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        return _run_task(task, uri)
+
+
+def _on_ray(
+    tasks: list[Task], uri: str, jobs: int, threads: int, address: str | None = None
+) -> Iterator[tuple[Task, dict[str, Any]]]:
+    """(task, result) as each finishes, run as Ray tasks (1 CPU each), ``jobs`` at a time.
+
+    Connects to ``address`` (default: the Ray this process is connected to, else a new local
+    cluster). A Ray task is not retried: a pair whose worker died is failed, and resumed by the
+    next compare, exactly as with worker processes.
+    """
+    import ray
+
+    from alloop.scale.cluster import connect
+
+    connect(address)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+    cwd = os.getcwd()
+    waiting = list(tasks)
+    running: dict[Any, Task] = {}
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            task = waiting.pop(0)
+            running[remote.remote(task, uri, threads, cwd)] = task
+        done, _ = ray.wait(list(running), num_returns=1)
+        task = running.pop(done[0])
+        try:
+            result = ray.get(done[0])
+        except Exception as exc:  # the worker died, or Ray could not run the task
+            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": ""}
+        yield task, result
+
+
 # --------------------------------------------------------------------------------------------
 # compare()
 # --------------------------------------------------------------------------------------------
@@ -317,6 +392,8 @@ def compare(
     tracking_uri: str | None = None,
     progress: bool = True,
     threads: int = 1,
+    backend: str = "process",
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Run every (strategy, seed) pair of a compare config and summarize them.
 
@@ -325,7 +402,7 @@ def compare(
     config : CompareConfig or path
         A compare YAML (see :mod:`alloop.compare.config`) or a parsed one.
     jobs : int
-        Worker processes run at once.
+        Runs at once (worker processes, or Ray tasks in flight).
     force : bool
         Rerun pairs that already finished (their old MLflow runs are marked deleted).
     tracking_uri : str, optional
@@ -335,6 +412,11 @@ def compare(
         Print a line as each run finishes.
     threads : int
         BLAS and torch threads per worker; more than one can make curves depend on ``jobs``.
+    backend : {"process", "ray"}
+        Run the pairs in local spawned processes, or as Ray tasks of one CPU each.
+    address : str, optional
+        ray: the cluster (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``); default: the
+        Ray this process is connected to, else a new local cluster.
 
     Returns
     -------
@@ -358,8 +440,6 @@ def compare(
     >>> table = compare("experiments/benchmarks/digits.yaml", jobs=4)  # doctest: +SKIP
     >>> table[["strategy", "nauc_accuracy", "p_vs_random"]]  # doctest: +SKIP
     """
-    import multiprocessing
-
     from rich.console import Console
 
     from alloop.compare.runs import load_comparison
@@ -369,6 +449,8 @@ def compare(
 
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be at least 1; got jobs={jobs}, threads={threads}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
     cfg = config if isinstance(config, CompareConfig) else load_compare_config(config)
     uri = resolve_tracking_uri(tracking_uri or cfg.base.tracking.uri)
     console = Console(stderr=True, quiet=not progress, highlight=False)
@@ -381,35 +463,24 @@ def compare(
         outcomes += [{**s, "action": "skipped"} for s in skipped]
         console.print(
             f"{cfg.experiment}: {len(tasks)} runs to do, {len(skipped)} already finished "
-            f"({len(cfg.strategy_names)} strategies × {len(cfg.seeds)} seeds, {jobs} jobs)"
+            f"({len(cfg.strategy_names)} strategies × {len(cfg.seeds)} seeds, {jobs} jobs"
+            + (", on Ray)" if backend == "ray" else ")")
         )
         failures = []
         if tasks:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                max_workers=min(jobs, len(tasks)), mp_context=context,
-                initializer=_init_worker, initargs=(os.getpid(), threads),
-            ) as pool:
-                futures = {
-                    (pool.submit(_run_loop, t.config, uri, t.resume) if t.kind == LOOP
-                     else pool.submit(_run_full_data, t.config, uri)): t
-                    for t in tasks
-                }
-                for count, future in enumerate(as_completed(futures), start=1):
-                    task = futures[future]
-                    try:
-                        result = future.result()
-                    except Exception as exc:  # the worker process itself died
-                        result = {"error": f"{type(exc).__name__}: {exc}", "traceback": ""}
-                    action = "resumed" if task.resume else "ran"
-                    outcomes.append({"kind": task.kind, "strategy": task.strategy, "seed": task.seed,
-                                     "run_id": result.get("run_id"), "action": action,
-                                     "error": result.get("error")})
-                    if "error" in result:
-                        failures.append(f"{task.label}: {result['error']}\n{result['traceback']}")
-                        console.print(f"[{count}/{len(tasks)}] {task.label}: [red]failed[/] {result['error']}")
-                    else:
-                        console.print(f"[{count}/{len(tasks)}] {task.label}: {_describe(task, result)}")
+            run = _on_ray if backend == "ray" else _in_processes
+            for count, (task, result) in enumerate(
+                run(tasks, uri, min(jobs, len(tasks)), threads, address), start=1
+            ):
+                action = "resumed" if task.resume else "ran"
+                outcomes.append({"kind": task.kind, "strategy": task.strategy, "seed": task.seed,
+                                 "run_id": result.get("run_id"), "action": action,
+                                 "error": result.get("error")})
+                if "error" in result:
+                    failures.append(f"{task.label}: {result['error']}\n{result['traceback']}")
+                    console.print(f"[{count}/{len(tasks)}] {task.label}: [red]failed[/] {result['error']}")
+                else:
+                    console.print(f"[{count}/{len(tasks)}] {task.label}: {_describe(task, result)}")
     if failures:
         raise CompareError(f"{len(failures)} of {len(tasks)} runs failed:\n" + "\n".join(failures))
     runs = load_comparison(cfg.experiment, uri).restrict(cfg.strategy_names, cfg.seeds)
