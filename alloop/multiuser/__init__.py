@@ -14,7 +14,13 @@ hypergradients on a validation split, and SLD / STI scores of (user, item) candi
 * :func:`select_hyperparameters`, :func:`validation_hypergradient` — (s_0, s_1) from validation
   (:mod:`.regularity`);
 * :func:`sld_scores`, :func:`sti_scores`, :func:`select_candidates` — multi-user queries
-  (:mod:`.queries`).
+  (:mod:`.queries`);
+* :func:`ssi_scores`, :func:`s_influence_scores`, :func:`ssi_directions` — multi-user SSI, the
+  influence of a (user, item) candidate on the selected (s_0, s_1) (:mod:`.ssi`);
+* :class:`HierarchicalHeads` — per-user heads over a shared torch trunk, trained by SGD/Adam,
+  tangents by SGDF (:mod:`.torch_heads`);
+* :class:`MultiUserLoop` — the active loop over (user, item) candidates with the label store,
+  an oracle and MLflow (:mod:`.loop`, imported lazily).
 """
 
 from alloop.multiuser.model import HierarchicalGLM
@@ -25,18 +31,43 @@ from alloop.multiuser.regularity import (
     validation_hypergradient,
 )
 from alloop.multiuser.schur import ArrowSystem
+from alloop.multiuser.ssi import (
+    MultiUserSSIDirections,
+    s_influence_scores,
+    ssi_directions,
+    ssi_scores,
+)
 from alloop.multiuser.tangent import HYPERPARAMETERS, BlockTangents, block_tangents
+from alloop.multiuser.torch_heads import HierarchicalHeads
+
+_LOOP = ("MultiUserLoop", "MultiUserPool", "MultiUserResult", "UserRoutedOracle")
+
+
+def __getattr__(name: str):
+    # The loop needs the label store, the oracles and the tracker: loaded only when asked for,
+    # so the math above imports without them.
+    if name in _LOOP:
+        from alloop.multiuser import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'alloop.multiuser' has no attribute {name!r}")
+
 
 __all__ = [
     "HYPERPARAMETERS",
     "ArrowSystem",
     "BlockTangents",
     "HierarchicalGLM",
+    "HierarchicalHeads",
     "HyperparameterSelection",
+    "MultiUserSSIDirections",
     "block_tangents",
+    "s_influence_scores",
     "select_candidates",
     "select_hyperparameters",
     "sld_scores",
+    "ssi_directions",
+    "ssi_scores",
     "sti_directions",
     "sti_scores",
     "validation_hypergradient",

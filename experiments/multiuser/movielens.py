@@ -67,7 +67,10 @@ from alloop.regularity import select_regularity  # noqa: E402
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 MODELS = ("global", "independent", "hierarchical")
-STRATEGIES = ("random", "sld", "sld-quota")
+STRATEGIES = ("random", "sld", "sld-quota", "ssi", "ssi-quota", "ssi-s1", "ssi-s1-quota")
+#: strategies only the hierarchical model has (SSI needs the (s_0, s_1) selection it makes);
+#: "ssi-s1" measures the influence on the selected s_1 alone
+HIERARCHICAL_ONLY = ("ssi", "ssi-quota", "ssi-s1", "ssi-s1-quota")
 CHECKPOINTS = (2, 5, 10, 20)  # labels per user reported in the table
 
 
@@ -285,9 +288,102 @@ def per_user_rmse(pred: np.ndarray, y: np.ndarray, users: np.ndarray, n_users: i
     return np.sqrt(sq / np.maximum(n, 1))
 
 
+def run_loop(
+    data: Ratings, strategy: str, seed: int, args: argparse.Namespace, log: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The hierarchical model through :class:`alloop.multiuser.loop.MultiUserLoop`.
+
+    A real SQLite label store (in ``--store-dir`` or a temporary folder), a
+    :class:`SimulatedOracle` answering each "u<userId>/m<movieId>" candidate with the user's
+    recorded rating, and (with ``--tracking-uri``) an :class:`MlflowTracker` run per setting
+    with a nested run per round and the per-user table.
+    """
+    import tempfile
+
+    from alloop.multiuser.loop import MultiUserLoop, MultiUserPool
+    from alloop.store.label_store import LabelStore
+    from alloop.tracking.mlflow_tracker import MlflowTracker
+    from oracles.simulated import SimulatedOracle
+
+    split = split_rows(data, seed, args.val_per_user, args.pool_per_user)
+    U = data.user_ids.size
+    names = [f"u{uid}" for uid in data.user_ids]
+    rows = split.pool
+    pool = MultiUserPool.from_items(
+        data.X[rows], data.users[rows], [f"m{m}" for m in data.movies[rows]], names
+    )
+    truth = dict(zip(pool.ids.tolist(), data.y[rows].tolist(), strict=True))
+    position = {r: i for i, r in enumerate(rows.tolist())}
+    initial = pool.ids[[position[r] for r in split.initial.tolist()]].tolist()
+    batch = max(1, int(round(args.batch_fraction * U)))
+    n_rounds = 1 + int(np.ceil((args.max_labels * U - len(initial)) / batch))
+    name = f"hierarchical-{strategy}-seed{seed}"
+    tracker = (
+        MlflowTracker("multiuser-movielens", tracking_uri=args.tracking_uri)
+        if args.tracking_uri
+        else None
+    )
+    # Every answer is its own durable commit (fsync): a memory-backed folder keeps 164 answers
+    # a round from costing a second of disk syncs.
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp:
+        folder = Path(args.store_dir) if args.store_dir else Path(tmp)
+        store = LabelStore(folder / f"{name}.sqlite")
+        loop = MultiUserLoop(
+            pool,
+            SimulatedOracle(truth, annotator="movielens"),
+            store,
+            strategy=strategy.removesuffix("-quota").removesuffix("-s1"),
+            ssi_hyperparameters="s1" if "-s1" in strategy else ("s0", "s1"),
+            batch_size=batch,
+            quota=int(np.ceil(batch / U)) if strategy.endswith("-quota") else None,
+            initial=initial,
+            validation=(data.X[split.val], data.y[split.val], data.users[split.val]),
+            test=(data.X[split.test], data.y[split.test], data.users[split.test]),
+            bounds=((-10.0, 12.0), (-10.0, 12.0)),
+            tracker=tracker,
+            run_name=name,
+            seed=10_000 + seed,
+        )
+        result = loop.run(n_rounds, resume=len(store) > 0)
+        store.close()
+    c = result.curve
+    curve = pd.DataFrame({
+        "model": "hierarchical",
+        "strategy": strategy,
+        "seed": seed,
+        "round": c["round"],
+        "labels": c["labels"],
+        "labels_per_user": c["labels"] / U,
+        "rmse_user_mean": c["rmse_mean_users"],
+        "rmse_user_median": c["rmse_median_users"],
+        "users_without_labels": U - c["users_with_labels"],
+        "fit_seconds": c["fit_seconds"],
+        "select_seconds": c["select_seconds"],
+        "s0": c["s0"],
+        "s1": c["s1"],
+        "validation_loss": c["validation_loss"],
+        "fits": c["hyper_evaluations"],
+    })
+    for _, row in curve.iterrows():
+        log.round(row.to_dict(), [], 0)
+    users = result.users
+    log.users(int(c["round"].iloc[-1]), data.user_ids, users["rmse"].to_numpy(),
+              users["labels"].to_numpy())
+    finals = pd.DataFrame({
+        "model": "hierarchical", "strategy": strategy, "seed": seed, "user": data.user_ids,
+        "labels": users["labels"].to_numpy(), "rmse": users["rmse"].to_numpy(),
+    })
+    return curve, finals
+
+
 def run(
     data: Ratings, model_name: str, strategy: str, seed: int, args: argparse.Namespace, log: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if model_name == "hierarchical" and not args.no_loop:
+        return run_loop(data, strategy, seed, args, log)
+    if strategy in HIERARCHICAL_ONLY:
+        raise ValueError(f"{strategy} is defined for the hierarchical model only")
     split = split_rows(data, seed, args.val_per_user, args.pool_per_user)
     rng = np.random.default_rng(10_000 + seed)
     U = data.user_ids.size
@@ -489,7 +585,9 @@ def plot(curves: pd.DataFrame, finals: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colors = {"global": "tab:gray", "independent": "tab:orange", "hierarchical": "tab:blue"}
-    styles = {"random": ":", "sld": "--", "sld-quota": "-"}
+    styles = {"random": ":", "sld": "--", "sld-quota": "-", "ssi": "-.",
+              "ssi-quota": (0, (5, 1, 1, 1, 1, 1)), "ssi-s1": (0, (1, 2)),
+              "ssi-s1-quota": (0, (8, 2))}
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     ax = axes[0]
     for (model, strategy), g in curves.groupby(["model", "strategy"], sort=False):
@@ -498,9 +596,10 @@ def plot(curves: pd.DataFrame, finals: pd.DataFrame, path: Path) -> None:
             y=("rmse_user_mean", "mean"),
             sd=("rmse_user_mean", "std"),
         )
-        ax.plot(m.x, m.y, styles[strategy], color=colors[model], label=f"{model}, {strategy}")
+        color = "tab:green" if strategy.startswith("ssi") else colors[model]  # SSI: its own hue
+        ax.plot(m.x, m.y, linestyle=styles[strategy], color=color, label=f"{model}, {strategy}")
         ax.fill_between(
-            m.x, m.y - m.sd.fillna(0), m.y + m.sd.fillna(0), color=colors[model], alpha=0.12
+            m.x, m.y - m.sd.fillna(0), m.y + m.sd.fillna(0), color=color, alpha=0.12
         )
     ax.set_xlabel("labels per user (average)")
     ax.set_ylabel("test RMSE per user (mean over users)")
@@ -514,7 +613,9 @@ def plot(curves: pd.DataFrame, finals: pd.DataFrame, path: Path) -> None:
             continue  # it ignores the user: its allocation is the same story
         labels = np.sort(g.labels.to_numpy())
         share = (np.arange(labels.size) + 0.5) / labels.size
-        ax.plot(share, labels, styles[strategy], color=colors[model], label=f"{model}, {strategy}")
+        color = "tab:green" if strategy.startswith("ssi") else colors[model]
+        ax.plot(share, labels, linestyle=styles[strategy], color=color,
+                label=f"{model}, {strategy}")
     ax.set_yscale("log")
     ax.set_xlabel("users, sorted by their number of labels (fraction)")
     ax.set_ylabel("the user's labels at 20 labels/user on average")
@@ -530,8 +631,10 @@ def plot(curves: pd.DataFrame, finals: pd.DataFrame, path: Path) -> None:
         m = g.groupby("round").agg(
             x=("labels_per_user", "mean"), s0=("s0", "median"), s1=("s1", "median")
         )
-        ax.plot(m.x, m.s0, styles[strategy], color="tab:purple", label=f"s0 (global), {strategy}")
-        ax.plot(m.x, m.s1, styles[strategy], color="tab:green", label=f"s1 (deviation), {strategy}")
+        ax.plot(m.x, m.s0, linestyle=styles[strategy], color="tab:purple",
+                label=f"s0 (global), {strategy}")
+        ax.plot(m.x, m.s1, linestyle=styles[strategy], color="tab:green",
+                label=f"s1 (deviation), {strategy}")
     ax.set_xlabel("labels per user (average)")
     ax.set_ylabel("selected log λ (median over seeds)")
     ax.set_title("hierarchical: automatic (s0, s1) per round")
@@ -561,6 +664,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--store-dir", default=None,
+        help="keep the hierarchical runs' label stores here (default: a temporary folder); "
+        "an existing store is resumed",
+    )
+    parser.add_argument(
+        "--no-loop", action="store_true",
+        help="run the hierarchical model with the script's own round loop, not MultiUserLoop",
+    )
+    parser.add_argument(
+        "--keep-others", action="store_true",
+        help="keep the rows of models/strategies not run now from the CSVs in --out",
+    )
+    parser.add_argument(
         "--plot-only", action="store_true", help="redraw table and figure from the CSVs in --out"
     )
     args = parser.parse_args(argv)
@@ -586,6 +702,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         for model_name in args.models:
             for strategy in args.strategies:
+                if strategy in HIERARCHICAL_ONLY and model_name != "hierarchical":
+                    continue
                 t0 = time.perf_counter()
                 log.start(
                     f"{model_name}-{strategy}-seed{seed}",
@@ -609,6 +727,21 @@ def main(argv: list[str] | None = None) -> None:
                 )
     curves = pd.concat(curves, ignore_index=True)
     finals = pd.concat(finals, ignore_index=True)
+    if args.keep_others and (args.out / "curves.csv").exists():
+        done = set(zip(curves.model, curves.strategy))
+
+        def others(frame: pd.DataFrame) -> pd.DataFrame:
+            keep = [(m, s) not in done for m, s in zip(frame.model, frame.strategy)]
+            return frame[keep]
+
+        curves = pd.concat([others(pd.read_csv(args.out / "curves.csv")), curves],
+                           ignore_index=True)
+        finals = pd.concat([others(pd.read_csv(args.out / "final_users.csv")), finals],
+                           ignore_index=True)
+        order = {m: i for i, m in enumerate(MODELS)}
+        rank = {s: i for i, s in enumerate(STRATEGIES)}
+        key = [order[m] * 10 + rank[s] for m, s in zip(curves.model, curves.strategy)]
+        curves = curves.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
     args.out.mkdir(parents=True, exist_ok=True)
     files = [
         args.out / "curves.csv",
