@@ -37,3 +37,26 @@ def test_readme_names_only_registered_strategies():
     named |= set(re.findall(r"`([a-z-]+)`", " ".join(re.findall(r"^\| (`[^|]*)\|", table, flags=re.M))))
     assert named <= builtin, named - builtin
     assert builtin <= named, builtin - named
+
+
+def test_parquet_scoring_example_runs(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from alloop.models import LogisticGLM
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    (tmp_path / "pool").mkdir()
+    for part in range(3):  # a folder of Parquet files, as the example says
+        rows = slice(200 * part, 200 * (part + 1))
+        frame = pd.DataFrame(X[rows], columns=[f"x{j}" for j in range(4)])
+        frame.insert(0, "id", [f"item-{i}" for i in range(600)][rows])
+        frame.to_parquet(tmp_path / "pool" / f"part-{part}.parquet")
+    model = LogisticGLM(s=0.0).fit(X[:40], (X[:40, 0] > 0).astype(int))
+    monkeypatch.chdir(tmp_path)
+    namespace = {"model": model}
+    exec(compile(python_blocks()[2], "README Parquet example", "exec"), namespace)
+    top = namespace["top"]
+    assert len(top.ids) == 100 and np.all(np.diff(top.scores) <= 0)
+    assert "item-" in capsys.readouterr().out
