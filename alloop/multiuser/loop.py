@@ -24,12 +24,10 @@ oracle for that user's label, commits each answer, and reports. The pieces are t
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -388,33 +386,10 @@ class MultiUserLoop:
         return pd.DataFrame(rows, columns=columns)
 
     def _report(self, round_: int, n_labeled: int, metrics: dict, users: pd.DataFrame) -> None:
-        self.tracker.log_round(RoundReport(round_, n_labeled, metrics, self._queries_frame(round_)))
-        client = getattr(self.tracker, "client", None)
-        if client is None or getattr(self.tracker, "run_id", None) is None:
-            return
-        # The per-user table goes to the round's nested run, found by its tags (the tracker
-        # does not hand its id out). If the tracking server is down the round is queued and
-        # not found yet; the table stays in the store (meta "users.round<k>").
-        try:
-            runs = client.search_runs(
-                [self.tracker.experiment_id],
-                filter_string=(
-                    f"tags.`mlflow.parentRunId` = '{self.tracker.run_id}' "
-                    f"and tags.`alloop.round` = '{round_}'"
-                ),
-            )
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "users.csv"
-                users.to_csv(path, index=False)
-                for run in runs:
-                    client.log_artifact(run.info.run_id, str(path))
-        except Exception as exc:  # tracking must not stop labelling
-            warnings.warn(
-                f"round {round_}: the per-user table was not logged to MLflow ({exc!r}); it is "
-                f"kept in the label store as meta 'users.round{round_}'",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        # users.csv rides with the round's report, so a tracker that buffers rounds while its
+        # server is away buffers the table too; the store keeps it as meta "users.round<k>"
+        self.tracker.log_round(RoundReport(round_, n_labeled, metrics, self._queries_frame(round_),
+                                           tables={"users": users}))
 
     # ------------------------------------------------------------------ run
     def _fingerprint(self) -> dict[str, Any]:

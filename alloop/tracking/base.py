@@ -10,12 +10,14 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class RoundReport:
-    """What one round reports: its metrics and the items it queried (ids, scores, answers)."""
+    """What one round reports: its metrics, the items it queried (ids, scores, answers), and
+    any further tables (name → frame, logged as ``<name>.csv``, e.g. per-user metrics)."""
 
     round: int
     n_labeled: int
     metrics: dict[str, float]
     queries: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 class Tracker(Protocol):

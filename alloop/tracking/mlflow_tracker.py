@@ -257,12 +257,15 @@ class MlflowWriter:
                 Metric(k, float(v), progress["stamp"], report.round) for k, v in metrics.items()
             ])
             progress["metrics"] = True
-        if not progress.get("queries") and not report.queries.empty:
+        tables = {"queries": report.queries, **report.tables}
+        for name, table in tables.items():
+            if progress.get(f"table.{name}") or table.empty:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "queries.csv"
-                report.queries.to_csv(path, index=False)
+                path = Path(tmp) / f"{name}.csv"
+                table.to_csv(path, index=False)
                 self.client.log_artifact(rid, str(path))
-            progress["queries"] = True
+            progress[f"table.{name}"] = True
         self.client.set_terminated(rid, "FINISHED")
         del self._rounds[report.round]
 
