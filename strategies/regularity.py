@@ -34,7 +34,7 @@ from alloop.regularity.hypergradient import check_differentiable
 from alloop.regularity.scores import (
     BATCH_SIZE,
     SSIDirections,
-    _tangent,
+    checked_tangent,
     sld_scores,
     ssi_directions,
     ssi_scores,
@@ -119,7 +119,7 @@ def sld_prepare(
     check_compatible(get("sld"), model)
     _unlabeled_only("sld", variant, y_pool)
     model = check_differentiable(model, "SLD")
-    return DirectionState(model, _tangent(model, tangent_method, damping), batch_size)
+    return DirectionState(model, checked_tangent(model, tangent_method, damping), batch_size)
 
 
 @strategy(

@@ -118,13 +118,17 @@ class _Inverse:
         return self._project(x[:, 0] if b.dim() == 1 else x)
 
 
-def _tangent(
+def checked_tangent(
     model: DifferentiableModel,
     tangent_method: str,
     damping: float,
     solve_options: dict[str, Any] | None = None,
     inverse: _Inverse | None = None,
 ) -> torch.Tensor:
+    """θ̇ by ``tangent_method``, detached, with an error naming the model if it is not finite.
+
+    The one place the scores (and the strategies' per-round state) get their tangent from.
+    """
     if tangent_method == "exact" and inverse is not None and inverse.method == "exact":
         theta_dot = -inverse(regularity_rhs(model))  # the "exact" tangent, on the shared factor
     else:
@@ -222,7 +226,7 @@ def regularity_loss_derivative(
     complexity term when z is up-weighted by ε. SLD(z) = τ(z)².
     """
     model = check_differentiable(model, "the loss derivative τ = g·θ̇")
-    theta_dot = _tangent(model, tangent_method, damping) if tangent is None else tangent
+    theta_dot = checked_tangent(model, tangent_method, damping) if tangent is None else tangent
     if y is None:
         raise ValueError("τ(z) = g(z)·θ̇ needs labels y; for pool rows use sld_scores(y=None)")
     lik, s2 = model.likelihood, model.sigma2
@@ -280,7 +284,7 @@ def sld_scores(
     ((5,), True)
     """
     model = check_differentiable(model, "SLD")
-    theta_dot = _tangent(model, tangent_method, damping) if tangent is None else tangent
+    theta_dot = checked_tangent(model, tangent_method, damping) if tangent is None else tangent
     lik, s2 = model.likelihood, model.sigma2
     return _score_rows(
         model,
@@ -311,7 +315,7 @@ def sti_direction(
     method = _solve_method(tangent_method, solve_method)
     inverse = _Inverse(model, method, damping, solve_options)
     if tangent is None:
-        tangent = _tangent(model, tangent_method, damping, solve_options, inverse)
+        tangent = checked_tangent(model, tangent_method, damping, solve_options, inverse)
     return _sti_direction(model, tangent, inverse)
 
 
@@ -456,7 +460,7 @@ def ssi_directions(
     method = _solve_method(tangent_method, solve_method)
     solve_kw = dict(solve_options or {})
     inverse = _Inverse(model, method, damping, solve_kw)  # one factorization for every solve
-    theta_dot = _tangent(model, tangent_method, damping, solve_kw, inverse)
+    theta_dot = checked_tangent(model, tangent_method, damping, solve_kw, inverse)
     grad_s, g_val, _ = _hypergradient(model, Xv, yv, tangent_method, damping, theta_dot)
     h_theta_dot = _hvp(model, Xv, yv, theta_dot)
     ua = inverse(torch.stack([g_val, h_theta_dot], dim=1))
