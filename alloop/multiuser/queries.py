@@ -46,15 +46,10 @@ def _hyper_indices(hyperparameters: Sequence[str] | str) -> list[int]:
     return [HYPERPARAMETERS.index(h) for h in names]
 
 
-def _scores_along(
-    model: HierarchicalGLM,
-    X: Any,
-    users: Any,
-    directions: list[torch.Tensor],
-    y: Any,
-    batch_size: int,
-) -> np.ndarray:
-    """Σ_v (g·v_u)² (labeled) or Σ_v E_y[(g·v_u)²] (unlabeled) per candidate row."""
+def candidate_inputs(
+    model: HierarchicalGLM, X: Any, users: Any, y: Any, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Validated (design, user index, encoded labels or None) of candidate rows (users[i], X[i])."""
     model._check_fitted()
     design = model.design(X)
     n = design.shape[0]
@@ -67,6 +62,19 @@ def _scores_along(
         labels = model.encode_y(y)
     if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    return design, u, labels
+
+def _scores_along(
+    model: HierarchicalGLM,
+    X: Any,
+    users: Any,
+    directions: list[torch.Tensor],
+    y: Any,
+    batch_size: int,
+) -> np.ndarray:
+    """Σ_v (g·v_u)² (labeled) or Σ_v E_y[(g·v_u)²] (unlabeled) per candidate row."""
+    design, u, labels = candidate_inputs(model, X, users, y, batch_size)
+    n = design.shape[0]
     out = torch.zeros(n, dtype=torch.float64)
     for start in range(0, n, batch_size):
         part = slice(start, min(start + batch_size, n))

@@ -50,7 +50,7 @@ from alloop.multiuser.model import (
     per_user_outputs,
     per_user_outputs_many,
 )
-from alloop.multiuser.queries import BATCH_SIZE, _hyper_indices
+from alloop.multiuser.queries import BATCH_SIZE, _hyper_indices, candidate_inputs
 from alloop.multiuser.regularity import _validation_tensors, _value_and_gradient
 from alloop.multiuser.tangent import HYPERPARAMETERS
 from alloop.regularity import heuristics as hx
@@ -302,18 +302,8 @@ def _score(
     batch_size: int,
     signed: bool,
 ) -> np.ndarray:
-    model._check_fitted()
-    design = model.design(X)
+    design, uu, labels = candidate_inputs(model, X, users, y, batch_size)
     n = design.shape[0]
-    uu = model.user_index(users, n, model.n_users_)
-    labels = None
-    if y is not None:
-        y = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-        if len(y) != n:
-            raise ValueError(f"got {len(y)} labels for {n} candidate rows")
-        labels = model.encode_y(y)
-    if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     d_mix, t_mix = directions.mixed()
     m = d_mix.shape[0]
     out = torch.zeros(n, m, dtype=DTYPE)
