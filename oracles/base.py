@@ -59,3 +59,15 @@ class Oracle(Protocol):
     def request(
         self, queries: Sequence[Query], on_answer: AnswerSink | None = None
     ) -> list[Answer]: ...
+
+
+def check_wait_settings(
+    min_share: float, timeout: float | None, poll_interval: float | None = None
+) -> None:
+    """Raise a clear error for the settings of an oracle that waits on people."""
+    if not 0.0 <= min_share <= 1.0:
+        raise ValueError(f"min_share must be in [0, 1]; got {min_share!r}")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or ≥ 0 seconds; got {timeout!r}")
+    if poll_interval is not None and poll_interval < 0:
+        raise ValueError(f"poll_interval must be ≥ 0 seconds; got {poll_interval!r}")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from oracles.answers import AnswerError, AnswerParser, ParsedAnswer
-from oracles.base import Answer, AnswerSink, Query
+from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import QueryDisplay
 
 log = logging.getLogger(__name__)
@@ -268,12 +268,7 @@ class FileExchangeOracle:
     ) -> None:
         if format not in ("csv", "jsonl"):
             raise ValueError(f"format must be 'csv' or 'jsonl'; got {format!r}")
-        if not 0.0 <= min_share <= 1.0:
-            raise ValueError(f"min_share must be in [0, 1]; got {min_share!r}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or ≥ 0 seconds; got {timeout!r}")
-        if poll_interval < 0:
-            raise ValueError(f"poll_interval must be ≥ 0 seconds; got {poll_interval!r}")
+        check_wait_settings(min_share, timeout, poll_interval)
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.format = format

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from oracles.answers import AnswerError, AnswerParser, normalize
-from oracles.base import Answer, AnswerSink, Query
+from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import Display, QueryDisplay
 
 #: ``prompt(message, timeout)`` returns one typed line (without its newline). It raises
@@ -168,10 +168,7 @@ class TerminalOracle:
         prompt: PromptFn | None = None,
         console: Console | None = None,
     ) -> None:
-        if not 0.0 <= min_share <= 1.0:
-            raise ValueError(f"min_share must be in [0, 1]; got {min_share!r}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or ≥ 0 seconds; got {timeout!r}")
+        check_wait_settings(min_share, timeout)
         self.parser = AnswerParser(classes, task)
         self.annotator = annotator
         self.display = display or QueryDisplay(

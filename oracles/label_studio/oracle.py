@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oracles.answers import AnswerError, AnswerParser
-from oracles.base import Answer, AnswerSink, Query
+from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import QueryDisplay
 from oracles.label_studio.schema import (
     META_KEY,
@@ -198,12 +198,7 @@ class LabelStudioOracle:
         timeout: float | None = None,
         api: LabelStudioAPI | None = None,
     ) -> None:
-        if not 0.0 <= min_share <= 1.0:
-            raise ValueError(f"min_share must be in [0, 1]; got {min_share!r}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or ≥ 0 seconds; got {timeout!r}")
-        if poll_interval < 0:
-            raise ValueError(f"poll_interval must be ≥ 0 seconds; got {poll_interval!r}")
+        check_wait_settings(min_share, timeout, poll_interval)
         if project_id is not None and int(project_id) < 1:
             raise ValueError(f"project_id must be a positive integer; got {project_id!r}")
         self.url = str(url).rstrip("/")

@@ -24,7 +24,7 @@ from typing import Any
 
 from oracles.annotators import POLICIES, AssignmentPolicy, _check_k, annotator_id
 from oracles.answers import AnswerParser
-from oracles.base import Answer, AnswerSink, Query
+from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import QueryDisplay
 from oracles.web.board import Board
 from oracles.web.tokens import TokenStore
@@ -115,10 +115,7 @@ class WebOracle:
         if len(set(ids)) != len(ids):
             raise ValueError(f"annotator ids must be distinct; got {ids!r}")
         _check_k(ids, k)
-        if not 0.0 <= min_share <= 1.0:
-            raise ValueError(f"min_share must be in [0, 1]; got {min_share!r}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or ≥ 0 seconds; got {timeout!r}")
+        check_wait_settings(min_share, timeout)
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535 (0: any free port); got {port!r}")
         if isinstance(policy, str):
