@@ -101,7 +101,7 @@ def build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> A
             raise ValueError("model.kind 'linear' is for regression; use 'logistic'")
         from alloop.models import LinearGLM
 
-        return LinearGLM(s=s, **{"sigma2": None, **m.params})
+        return LinearGLM(s=s, **m.params)  # σ² estimated jointly with θ, as in Python
     if m.kind == "mlp":
         from alloop.models.mlp import MLP
 

@@ -262,8 +262,11 @@ class ActiveLoop:
                     self.model, take_rows(X, np.flatnonzero(train)), y[train], X_val, y_val,
                     s0=self._s, **kwargs,
                 )
-                self._s = s
-                return self.model.with_s(s).clone().fit(X, y, **kwargs)
+                from alloop.regularity.auto import fit_selected
+
+                final = fit_selected(self.model, model, s, X, y, **kwargs)  # same s (or e^s σ²)
+                self._s = float(getattr(final, "s", s))
+                return final
         if self._s is not None and hasattr(self.model, "with_s"):
             return self.model.with_s(self._s).clone().fit(X, y, **kwargs)
         return self.model.clone().fit(X, y, **kwargs)

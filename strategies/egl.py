@@ -131,7 +131,7 @@ def expected_gradient_length(
     --------
     >>> import numpy as np
     >>> from alloop.models import LinearGLM
-    >>> X = np.array([[0.0], [1.0], [2.0]]); model = LinearGLM().fit(X, [0.0, 1.0, 2.0])
+    >>> X = np.array([[0.0], [1.0], [2.0]]); model = LinearGLM(sigma2=1.0).fit(X, [0.0, 1.0, 2.0])
     >>> (expected_gradient_length(model, X) / np.sqrt(2 / np.pi)).round(4).tolist()  # ‖[x, 1]‖
     [1.0, 1.4142, 2.2361]
     """

@@ -402,7 +402,7 @@ def test_one_user_with_vanishing_deviation_cost_is_a_plain_glm():
     X = rng.normal(size=(30, 3))
     y = X @ [1.0, 2.0, -1.0] + rng.normal(size=30)
     model = HierarchicalGLM("gaussian", s0=0.5, s1=25.0).fit(X, y, np.zeros(30, dtype=int))
-    ridge = LinearGLM(s=0.5).fit(X, y)
+    ridge = LinearGLM(s=0.5, sigma2=1.0).fit(X, y)  # the hierarchical model's σ² is 1
     assert rel(model.thetas_[0], ridge.theta_) < 1e-8
 
 

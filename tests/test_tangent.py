@@ -75,7 +75,7 @@ def synthetic_logistic():
 
 
 GLM_CASES = {
-    "ridge": (LinearGLM, diabetes, 0.0),
+    "ridge": (functools.partial(LinearGLM, sigma2=1.0), diabetes, 0.0),  # σ² held: ∂θ*/∂s
     "logistic": (LogisticGLM, breast_cancer, 0.0),
     "softmax": (SoftmaxGLM, digits, -1.0),
 }
@@ -293,7 +293,7 @@ def test_singular_hessian_raises_clearly_or_is_damped():
     """λ → 0 with fewer points than parameters: H = XᵀX + λI is numerically singular."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(10, 20)), rng.normal(size=10)
-    near_zero = LinearGLM(s=0.0, fit_intercept=False).fit(X, y).with_s(-60.0)
+    near_zero = LinearGLM(s=0.0, fit_intercept=False, sigma2=1.0).fit(X, y).with_s(-60.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -60,8 +60,14 @@ class DifferentiableModel(ABC):
     s: float
     #: residual variance of the Gaussian likelihood (regression only).
     sigma2: float = 1.0
-    #: if True, ``sigma2`` is re-estimated from the residuals at each fit.
+    #: if True, each fit estimates ``sigma2`` jointly with θ (:meth:`_fit_sigma2`).
     estimate_sigma2: bool = False
+    #: the joint fit stops when σ² changes by less than this, relatively, in one step.
+    sigma2_tol: float = 1e-10
+    #: at most this many θ-refits of the joint fit (a warning says if it did not converge).
+    sigma2_max_iter: int = 200
+    #: σ² is kept at least this fraction of Var(y) (an exact fit would drive it to 0).
+    sigma2_floor: float = 1e-8
 
     def __init__(self) -> None:
         self.classes_: np.ndarray | None = None
@@ -169,9 +175,45 @@ class DifferentiableModel(ABC):
         self.theta_ = theta0
         self.theta_ = self._fit_params(theta0, Xt, yt).detach()
         if self.likelihood == "gaussian" and self.estimate_sigma2:
-            resid = yt - self.output(self.theta_, Xt)[:, 0]
-            self.sigma2 = float(max(resid.var().item(), 1e-12))
+            self._fit_sigma2(Xt, yt)
         return self
+
+    def residual_sigma2(self, X: torch.Tensor, y: torch.Tensor) -> float:
+        """σ̂² = RSS/n = mean (y_i − f(x_i; θ))² at the current θ, floored at
+        ``sigma2_floor``·Var(y) (and 1e-12)."""
+        assert self.theta_ is not None
+        with torch.no_grad():
+            rss = float(((y - self.output(self.theta_, X)[:, 0]) ** 2).mean())
+        floor = max(self.sigma2_floor * float(y.var(unbiased=False)), 1e-12)
+        return max(rss, floor)
+
+    def _fit_sigma2(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        """Fit θ and σ² jointly at fixed s: the fixed point θ = argmin_θ F(θ; s, σ²), σ² = RSS/n.
+
+        The fixed point is the stationary point of the Gaussian negative log-likelihood with
+        its normaliser, Σ_i [(y_i − f_i)²/2σ² + ½ log 2πσ²] + e^s C(θ), in (θ, σ²): alternating
+        the two exact minimisations (θ at fixed σ²; σ² = RSS/n at fixed θ) never increases it.
+        The last step refits θ at the σ² it stores, so θ* minimises F(θ; s) at ``self.sigma2``
+        exactly -- the σ² every tangent, score and hypergradient then uses -- and σ² equals
+        RSS/n to ``sigma2_tol`` (relative).
+        """
+        for _ in range(self.sigma2_max_iter):
+            new = self.residual_sigma2(X, y)
+            done = abs(new - self.sigma2) <= self.sigma2_tol * new
+            self.sigma2 = new
+            self.theta_ = self._fit_params(self.theta_.clone(), X, y).detach()
+            if done:
+                return
+        import warnings
+
+        warnings.warn(
+            f"{self!r}: σ² and θ did not reach their joint fixed point in {self.sigma2_max_iter} "
+            f"refits (σ² = {self.sigma2:.6g}, RSS/n = {self.residual_sigma2(X, y):.6g}); θ* is "
+            "fitted at the stored σ². Fewer labeled points than parameters drive σ² towards 0: "
+            "label more, or fix sigma2=",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def _check_class_count(self, n_classes: int) -> None:
         if self.likelihood == "bernoulli" and n_classes != 2:
@@ -221,6 +263,31 @@ class DifferentiableModel(ABC):
         new = copy.copy(self)
         new.theta_ = new.X_train_ = new.y_train_ = None
         new.classes_ = None
+        return new
+
+    def fit_like(
+        self, selected: DifferentiableModel, X: Any, y: Any, classes: Any | None = None
+    ) -> DifferentiableModel:
+        """A clone of this template fitted on (X, y) at the regularity ``selected`` has.
+
+        Usually that is ``selected.s``. A Gaussian model whose σ² is estimated is different:
+        F(θ; s, σ²) = Σ(y − f)²/2σ² + e^s C(θ) is 1/σ² times Σ(y − f)²/2 + e^s σ² C(θ), so θ*
+        depends on (s, σ²) only through κ = e^s σ². A regularity chosen on one data set (with
+        its σ²) is carried to another as κ: θ* is fitted at κ, σ² = RSS/n of that fit, and
+        s = log κ − log σ². The result is a joint fixed point (θ* minimises F at the stored s
+        and σ², and σ² = RSS/n), and V(s) of the selection, evaluated at this σ², is minimal
+        at this s.
+        """
+        new = self.with_s(selected.s).clone()
+        if not (new.likelihood == "gaussian" and new.estimate_sigma2):
+            return new.fit(X, y, classes)
+        log_kappa = float(selected.s) + float(np.log(selected.sigma2))
+        new.s, new.sigma2, new.estimate_sigma2 = log_kappa, 1.0, False
+        new.fit(X, y, classes)
+        assert new.X_train_ is not None and new.y_train_ is not None
+        sigma2 = new.residual_sigma2(new.X_train_, new.y_train_)
+        # ∇F(θ; log κ − log σ², σ²) = ∇F(θ; log κ, 1)/σ²: θ* stays the minimiser
+        new.s, new.sigma2, new.estimate_sigma2 = log_kappa - float(np.log(sigma2)), sigma2, True
         return new
 
     def with_s(self, s: float) -> DifferentiableModel:

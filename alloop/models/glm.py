@@ -27,8 +27,11 @@ class GLM(DifferentiableModel):
     s : float
         log λ. ``LogisticRegression(C=c)`` is ``s = -log c``; ``Ridge(alpha=a)`` is ``s = log a``.
     fit_intercept : bool
-    sigma2 : float
-        Gaussian residual variance; ``None`` estimates it from the residuals after each fit.
+    sigma2 : float or None
+        Gaussian residual variance. ``None`` (the default of :class:`LinearGLM`) estimates it
+        jointly with θ at each fit: the fixed point θ* = argmin_θ F(θ; s, σ²), σ² = RSS/n
+        (docs/math.md §1), so θ* minimises the objective at the σ² every tangent and score
+        uses. A number holds it fixed (``sigma2=1`` is scikit-learn's ``Ridge``).
     tol : float
         Stop when the gradient norm of the objective falls below ``tol``.
 
@@ -248,10 +251,14 @@ class GLM(DifferentiableModel):
 
 
 class LinearGLM(GLM):
-    """Ridge regression with a Gaussian likelihood: ½Σ(y − f)²/σ² + e^s·½‖w‖²."""
+    """Ridge regression with a Gaussian likelihood: ½Σ(y − f)²/σ² + e^s·½‖w‖².
 
-    def __init__(self, s: float = 0.0, **kwargs) -> None:
-        super().__init__("gaussian", s=s, **kwargs)
+    σ² is estimated jointly with θ by default (``sigma2=None``, see :class:`GLM`);
+    ``LinearGLM(s=log(a), sigma2=1.0)`` is scikit-learn's ``Ridge(alpha=a)``.
+    """
+
+    def __init__(self, s: float = 0.0, sigma2: float | None = None, **kwargs) -> None:
+        super().__init__("gaussian", s=s, sigma2=sigma2, **kwargs)
 
 
 class LogisticGLM(GLM):

@@ -20,7 +20,7 @@ from typing import Any
 from alloop.models.base import DifferentiableModel
 from alloop.regularity.hypergradient import RegularitySelection, select_regularity
 
-__all__ = ["AutoRegularity", "loop_hook"]
+__all__ = ["AutoRegularity", "fit_selected", "loop_hook"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,20 @@ class AutoRegularity:
         if self.on_select is not None:
             self.on_select(info)
         return fitted, s_star
+
+
+def fit_selected(
+    template: Any, selected: Any, s: float, X: Any, y: Any, **fit_kwargs: Any
+) -> Any:
+    """``template`` fitted on (X, y) at the regularity a hook selected (``selected``, at ``s``).
+
+    What the loop does after the hook: refit on every labeled item. For a differentiable
+    template that is :meth:`~alloop.models.base.DifferentiableModel.fit_like` (the same s, or
+    for a Gaussian model with estimated σ² the same κ = e^s σ²); otherwise ``with_s(s)``.
+    """
+    if isinstance(template, DifferentiableModel) and isinstance(selected, DifferentiableModel):
+        return template.fit_like(selected, X, y, **fit_kwargs)
+    return template.with_s(s).clone().fit(X, y, **fit_kwargs)
 
 
 #: The hook with default settings, for ``ActiveLoop(..., regularity=loop_hook)``.

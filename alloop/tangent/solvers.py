@@ -52,7 +52,7 @@ def regularity_tangent(model: Any, method: str = "exact", **options: Any) -> tor
     >>> import numpy as np
     >>> from alloop.models import LinearGLM
     >>> X = np.array([[1.0], [2.0], [3.0]]); y = 2 * X[:, 0]
-    >>> m = LinearGLM(s=0.0, fit_intercept=False).fit(X, y)     # θ* = 28/15
+    >>> m = LinearGLM(s=0.0, fit_intercept=False, sigma2=1.0).fit(X, y)  # θ* = 28/15
     >>> round(regularity_tangent(m, "exact").item(), 6)          # dθ*/ds = −28/15²
     -0.124444
     """
