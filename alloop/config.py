@@ -110,12 +110,9 @@ class TargetConfig(_Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        from alloop.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+        from alloop.metrics import check_metric_name
 
-        valid = CLASSIFICATION_METRICS + REGRESSION_METRICS
-        if metric not in valid:
-            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(valid)}")
-        return metric
+        return check_metric_name(metric)
 
 
 class StabilizeConfig(_Section):
@@ -138,6 +135,21 @@ class LoopConfig(_Section):
     relabel: RelabelConfig | None = Field(
         None, description="send FVM-flagged labels back to the oracle with a proposed label"
     )
+    metrics: list[str] | None = Field(
+        None, description="test metrics per round: alloop's or any scikit-learn scorer name"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: list[str] | None) -> list[str] | None:
+        from alloop.metrics import check_metric_name
+
+        if metrics is not None:
+            if not metrics:
+                raise ValueError("loop.metrics is empty; name at least one metric, or leave it unset")
+            for name in metrics:
+                check_metric_name(name)
+        return metrics
 
 
 class AnnotatorConfig(_Section):

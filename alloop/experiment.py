@@ -231,7 +231,7 @@ def build_loop(
         regularity=regularity, label_rule=config.oracle.aggregate,
         unanswered=config.oracle.unanswered, scoring=scoring, store=open_store(config.store.url or config.store_path()), tracker=tracker,
         seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
-        params=config.model_dump(mode="json"),
+        params=config.model_dump(mode="json"), metrics=lp.metrics,
     )
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from alloop.data.pool import Pool, take_rows, validate_features
 from alloop.engine.select import select_batch
-from alloop.metrics import LOWER_IS_BETTER, default_metric, evaluate
+from alloop.metrics import LOWER_IS_BETTER, check_metrics, default_metric, evaluate
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, RoundReport, Tracker
 from oracles.annotators import accepts_on_answer
@@ -122,6 +122,9 @@ class ActiveLoop:
     seed : int
     progress : bool
         Show a progress bar over rounds.
+    metrics : sequence of str, optional
+        Test metrics per round: alloop's names or any scikit-learn scorer name (see
+        :mod:`alloop.metrics`); default accuracy, macro-F1, log-loss, or RMSE, MAE, R².
 
     Examples
     --------
@@ -170,6 +173,7 @@ class ActiveLoop:
         progress: bool = True,
         run_name: str | None = None,
         params: dict[str, Any] | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> None:
         self.pool = pool
         self.model = model
@@ -231,7 +235,15 @@ class ActiveLoop:
         self.progress = progress
         self.run_name = run_name or f"{self.strategy.name}-seed{self.seed}"
         self.params = params or {}
-        self.metric = default_metric(self.task)
+        # unknown names and probability metrics on a model without probabilities fail here
+        self.metrics = check_metrics(metrics, model)
+        headline = default_metric(self.task)
+        self.metric = headline if headline in self.metrics else self.metrics[0]
+        if target is not None and X_test is not None and target[0] not in self.metrics:
+            raise ValueError(
+                f"target metric {target[0]!r} is not computed; add it to the metrics "
+                f"({', '.join(self.metrics)})"
+            )
         self._s: float | None = getattr(model, "s", None)
 
     # ----------------------------------------------------------------- helpers
@@ -605,7 +617,7 @@ class ActiveLoop:
         n_labeled = int(pool.labeled.sum())
         metrics: dict[str, float] = {}
         if self.X_test is not None:
-            metrics.update(evaluate(model, self.X_test, self.y_test, self.classes))
+            metrics.update(evaluate(model, self.X_test, self.y_test, self.classes, self.metrics))
         current = model.predict(self._eval_features())
         if previous is not None:
             metrics["changed"] = _changed_share(np.asarray(current), np.asarray(previous), self.task)

@@ -89,6 +89,9 @@ def report_command(
         Path | None, typer.Option(help="markdown file placed at the top of --page")
     ] = None,
     log: Annotated[bool, typer.Option(help="log the files as artifacts of a summary run")] = True,
+    metric: Annotated[
+        str | None, typer.Option(help="headline metric, e.g. roc_auc (default: accuracy, or rmse)")
+    ] = None,
 ) -> None:
     """Learning curves, a summary table and paired tests of a comparison, read from MLflow."""
     from alloop.compare.report import report, write_page
@@ -97,11 +100,12 @@ def report_command(
         if page is not None:
             folder = out or page.parent / "results"
             text = preamble.read_text() if preamble is not None else ""
-            reports = write_page(experiments, page, folder, tracking_uri, preamble=text, log=log)
+            reports = write_page(experiments, page, folder, tracking_uri, preamble=text, log=log,
+                                 metric=metric)
         else:
             reports = [
                 report(e, tracking_uri, (out / e if len(experiments) > 1 else out) if out else None,
-                       log=log)
+                       log=log, metric=metric)
                 for e in experiments
             ]
     except (ValueError, KeyError, FileNotFoundError) as exc:

@@ -45,6 +45,16 @@ class CompareSection(BaseModel):
     strategies: list[StrategyConfig] = Field(min_length=1)
     seeds: int | list[int] = Field(description="N (seeds 0..N-1) or an explicit list of seeds")
     store_dir: str | None = Field(None, description="default: .alloop/<name>")
+    metric: str | None = Field(
+        None, description="headline metric of the table (default: accuracy, or rmse); one of loop.metrics"
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str | None) -> str | None:
+        from alloop.metrics import check_metric_name
+
+        return None if metric is None else check_metric_name(metric)
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -161,6 +171,11 @@ def parse_compare_config(data: Any, origin: str = "compare config") -> CompareCo
             f"{origin} is invalid:\n" + "\n".join(describe_validation_error(exc, "compare"))
         ) from None
     base = parse_config(data, origin)
+    wanted, computed = compare.metric, base.loop.metrics
+    if wanted is not None and computed is not None and wanted not in computed:
+        raise ConfigError(
+            f"{origin}: compare.metric {wanted!r} is not among loop.metrics {computed}; add it there"
+        )
     if base.oracle.kind != "simulated":
         raise ConfigError(
             f"{origin}: oracle.kind is {base.oracle.kind!r}; alloop compare runs every strategy "

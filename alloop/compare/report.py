@@ -175,8 +175,14 @@ def report(
     runs = load_comparison(experiment, uri)
     metric = metric or default_metric(runs.task)
     if metric not in runs.curves:
+        from alloop.metrics import check_metric_name
+
+        check_metric_name(metric)  # a misspelt name says so, with the close ones
         metrics = [c for c in runs.curves if c not in ("strategy", "seed", "run_id", "labels")]
-        raise ValueError(f"the runs of {experiment!r} have no metric {metric!r}; they have {metrics}")
+        raise ValueError(
+            f"the runs of {experiment!r} have no metric {metric!r}; they have {metrics}. Add it "
+            f"to loop.metrics and rerun (alloop compare --force)"
+        )
     lower = metric in LOWER_IS_BETTER
     table = summarize(runs.curves, runs.full, metric, lower)
     per_run = run_statistics(runs.curves, runs.full, metric, lower)
@@ -268,6 +274,7 @@ def write_page(
     title: str = "Strategy comparison",
     preamble: str = "",
     log: bool = True,
+    metric: str | None = None,
 ) -> list[Report]:
     """Report each experiment into ``out/<experiment>/`` and collect them in one markdown page.
 
@@ -275,7 +282,7 @@ def write_page(
     experiment with its table and figure, linked relative to the page.
     """
     page = Path(page)
-    reports = [report(e, tracking_uri, Path(out) / e, log=log) for e in experiments]
+    reports = [report(e, tracking_uri, Path(out) / e, log=log, metric=metric) for e in experiments]
     parts = [f"# {title}", ""]
     if preamble:
         parts += [preamble.strip(), ""]

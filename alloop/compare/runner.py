@@ -222,7 +222,7 @@ def fit_full_data(config: Any) -> tuple[dict[str, float], int]:
         pool = loop.pool
         pool.add_labels(pool.ids, [truth[i] for i in pool.ids.tolist()])
         model = loop._fit()  # the loop's own fit: same regularity rule, same solver
-        return evaluate(model, loop.X_test, loop.y_test, loop.classes), len(pool)
+        return evaluate(model, loop.X_test, loop.y_test, loop.classes, loop.metrics), len(pool)
     finally:
         loop.store.close()
 
@@ -484,7 +484,7 @@ def compare(
     if failures:
         raise CompareError(f"{len(failures)} of {len(tasks)} runs failed:\n" + "\n".join(failures))
     runs = load_comparison(cfg.experiment, uri).restrict(cfg.strategy_names, cfg.seeds)
-    metric = default_metric(runs.task)
+    metric = cfg.compare.metric or default_metric(runs.task)
     table = summarize(runs.curves, runs.full, metric, metric in LOWER_IS_BETTER)
     table.attrs["metric"] = metric
     table.attrs["runs"] = pd.DataFrame(outcomes)
