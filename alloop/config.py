@@ -36,7 +36,13 @@ class DataConfig(_Section):
     test_size: float = Field(0.25, gt=0.0, lt=1.0)
     validation_size: float = Field(0.0, ge=0.0, lt=1.0)
     standardize: bool = Field(True, description="standardise dense features (fit on the pool)")
-    max_items: int | None = Field(None, gt=0, description="subsample the data set (seeded)")
+    max_items: int | None = Field(None, gt=0, strict=True, description="subsample the data set (seeded)")
+    features: list[str] | None = Field(
+        None, description="feature columns (default: every column but target, id and text)"
+    )
+    categorical: Literal["error", "one_hot"] = Field(
+        "error", description="non-numeric feature columns: refuse them, or one-hot encode them"
+    )
 
 
 class ModelConfig(_Section):
@@ -50,9 +56,9 @@ class ModelConfig(_Section):
         None, description="choose s each round on validation data (default: on for GLMs)"
     )
     hidden: list[int] = Field(default_factory=lambda: [64])
-    epochs: int = Field(50, gt=0)
+    epochs: int = Field(50, gt=0, strict=True)
     lr: float = Field(0.05, gt=0.0)
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=0, strict=True)
     optimizer: Literal["sgd", "adam", "lbfgs"] = "adam"
     estimator: str | None = Field(None, description="dotted sklearn class, kind: sklearn")
     params: dict[str, Any] = Field(default_factory=dict)
@@ -116,20 +122,21 @@ class TargetConfig(_Section):
 
 
 class StabilizeConfig(_Section):
-    patience: int = Field(3, gt=0)
+    patience: int = Field(3, gt=0, strict=True)
     tol: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class RelabelConfig(_Section):
-    every: int = Field(1, gt=0, description="relabel every this many rounds")
-    count: int = Field(5, gt=0, description="labeled items sent back per relabel round")
+    every: int = Field(1, gt=0, strict=True, description="relabel every this many rounds")
+    count: int = Field(5, gt=0, strict=True, description="labeled items sent back per relabel round")
 
 
 class LoopConfig(_Section):
-    initial: int = Field(20, gt=0)
-    batch_size: int = Field(10, gt=0)
-    rounds: int | None = Field(10, ge=0)
-    budget: int | None = Field(None, gt=0)
+    # strict: `batch_size: true` is a mistake, not 1
+    initial: int = Field(20, gt=0, strict=True)
+    batch_size: int = Field(10, gt=0, strict=True)
+    rounds: int | None = Field(10, ge=0, strict=True)
+    budget: int | None = Field(None, gt=0, strict=True)
     target: TargetConfig | None = None
     stabilize: StabilizeConfig | None = None
     relabel: RelabelConfig | None = Field(
@@ -248,7 +255,7 @@ class ExperimentConfig(_Section):
     """A whole experiment: data, model, strategy, loop, oracle, tracking, store."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    seed: int = 0
+    seed: int = Field(0, ge=0, strict=True, description="a non-negative integer")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
@@ -307,7 +314,12 @@ def read_yaml(path: str | Path, **overrides: Any) -> Any:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"position {exc.start}); save it as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if isinstance(data, dict):

@@ -49,7 +49,8 @@ def prepare_data(config: ExperimentConfig) -> Prepared:
     d = config.data
     ds = load_dataset(
         d.source, target=d.target, task=d.task, text_column=d.text_column,
-        vectorizer=d.vectorizer, id_column=d.id_column,
+        vectorizer=d.vectorizer, id_column=d.id_column, features=d.features,
+        categorical=d.categorical,
     )
     if d.max_items is not None and d.max_items < len(ds.y):
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(ds.y))[: d.max_items])
@@ -87,7 +88,40 @@ def prepare_data(config: ExperimentConfig) -> Prepared:
 
 
 def build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> Any:
-    """The model template a config asks for."""
+    """The model template a config asks for; a bad ``model.params`` names the valid ones."""
+    try:
+        return _build_model(config, task, n_classes)
+    except TypeError as exc:  # an unknown or ill-typed constructor argument
+        raise ValueError(
+            f"model.params {config.model.params!r} do not fit model.kind {config.model.kind!r}"
+            f" ({exc}); valid params: {', '.join(_model_params(config)) or '(none)'}"
+        ) from None
+
+
+def _model_params(config: ExperimentConfig) -> list[str]:
+    """The constructor arguments ``model.params`` may set, for the error message."""
+    m = config.model
+    if m.kind == "sklearn":
+        module, _, name = (m.estimator or "").rpartition(".")
+        try:
+            return sorted(getattr(importlib.import_module(module), name)().get_params())
+        except Exception:  # noqa: BLE001 - only for a message
+            return []
+    from alloop.models import LinearGLM, LogisticGLM
+    from alloop.models.mlp import MLP
+
+    cls = {"linear": LinearGLM, "logistic": LogisticGLM, "mlp": MLP}[m.kind]
+    set_by_config = {"self", "s", "likelihood", "hidden", "epochs", "lr", "batch_size",
+                     "optimizer", "seed", "kwargs"}
+    names = set(inspect.signature(cls.__init__).parameters)
+    if cls is not MLP:  # the GLMs pass their keywords on to GLM
+        from alloop.models.glm import GLM
+
+        names |= set(inspect.signature(GLM.__init__).parameters)
+    return sorted(names - set_by_config)
+
+
+def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> Any:
     m = config.model
     s = m.log_lambda()
     if m.kind == "logistic":

@@ -522,8 +522,9 @@ def _numeric_table(
     if non_numeric and categorical == "error":
         raise ValueError(
             f"feature columns {non_numeric[:_SHOWN]!r} of {name} are not numeric; vectorise a text "
-            "column (text_column=..., vectorizer=...), encode categories (categorical='one_hot') "
-            "or leave them out (features=[...])"
+            "column (data.text_column and data.vectorizer in a config; text_column=, vectorizer= "
+            "in Python), encode categories (data.categorical: one_hot; categorical='one_hot') or "
+            "leave them out (data.features: [...]; features=[...])"
         )
     if non_numeric:  # one indicator column per category, named "column=value"
         table = pd.get_dummies(table, columns=non_numeric, prefix_sep="=", dtype=np.float64)
@@ -741,7 +742,18 @@ def _load_file(path: Path, **options: Any) -> Dataset:
         return _load_npz(path, **options)
     if suffix == ".csv":
         id_column = options["id_column"]  # ids stay text: "007" must not become 7
-        frame = pd.read_csv(path, dtype={id_column: str} if id_column else None)
+        try:
+            frame = pd.read_csv(path, dtype={id_column: str} if id_column else None)
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+                f"{exc.start}); save the CSV as UTF-8"
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise ValueError(
+                f"{str(path)!r} is empty: a CSV needs a header row naming the columns and one row "
+                "per item"
+            ) from None
     elif suffix == ".parquet":
         frame = pd.read_parquet(path)
     else:

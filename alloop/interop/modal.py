@@ -140,7 +140,24 @@ def model_from_learner(learner: Any, strategy: Any) -> Any:
     ValueError
         If a GLM has to be fitted but the learner has no training data yet.
     """
-    estimator = learner.estimator
+    from alloop.models.sklearn_adapter import SklearnModel
+
+    name = getattr(strategy, "name", strategy)
+    wrong = isinstance(learner, DifferentiableModel | SklearnModel)
+    if not wrong:
+        try:
+            estimator, _ = learner.estimator, learner.X_training
+        except AttributeError:
+            wrong = True
+    if wrong:
+        raise TypeError(
+            f"strategy {name!r} was called the modAL way, strategy(learner, X_pool, "
+            f"n_instances), with a {type(learner).__name__}, which is not a modAL learner. For "
+            f"scores of a model use strategies.get({name!r}).score(model, X_pool, X_labeled=..., "
+            "y_labeled=...); to query with modAL wrap the estimator: "
+            "alloop.interop.ActiveLearner(estimator, query_strategy=strategy, X_training=..., "
+            "y_training=...).query(X_pool)"
+        )
     classes = getattr(estimator, "classes_", None)
     differentiable = "gradients" in getattr(strategy, "needs", ())
     mapped = differentiable and not isinstance(estimator, DifferentiableModel)

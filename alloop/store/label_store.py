@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DatabaseError
 
 from alloop.store.connect import create_engine, parse_target, store_lock
 from alloop.store.migrations import prepare
@@ -71,6 +72,10 @@ def _to_json(value: Any) -> str | None:
     if isinstance(value, np.generic):
         value = value.item()
     return json.dumps(value)
+
+
+class StoreUnreadableError(ValueError):
+    """The store's database cannot be read: truncated, corrupt, or not a database."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,13 @@ class LabelStore:
                 if self.backend == "sqlite":
                     with self._engine.connect() as conn:
                         self._sqlite = conn.connection.driver_connection
+        except DatabaseError as exc:  # e.g. a truncated or foreign file: nothing was written
+            self._engine.dispose()
+            raise StoreUnreadableError(
+                f"label store {self.path} cannot be read ({getattr(exc, 'orig', exc)}): it is "
+                "truncated, corrupt or not an alloop store. Nothing was changed; restore it from a "
+                "backup, or start a new run with another store path"
+            ) from None
         except BaseException:
             self._engine.dispose()
             raise

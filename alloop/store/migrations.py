@@ -55,7 +55,17 @@ def stored_version(conn: Connection, backend: str) -> int | None:
         return None
     row = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).fetchone()
     if row is not None:
-        return int(json.loads(row[0]))
+        try:
+            version = json.loads(row[0])
+        except ValueError:
+            version = row[0]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise SchemaVersionError(
+                f"the store's schema_version is {version!r}, not an integer version: the meta "
+                "table was edited or written by something else. Restore the store from a backup, "
+                "or use a new store path (nothing was changed)"
+            )
+        return version
     if backend == "sqlite" and inspect(conn).has_table("answers"):
         return 1  # version 1 wrote its tables and its version in two steps
     raise SchemaVersionError(
