@@ -72,6 +72,11 @@ def _rng(seed: int, round_: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, round_, stream])
 
 
+def _fold(item_id: str) -> int:
+    """The item's hold-out fold (0-4) by id hash: fold 0 is held out as validation data."""
+    return int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % 5
+
+
 class ActiveLoop:
     """Pool-based active learning with durable labels and per-round tracking.
 
@@ -245,6 +250,29 @@ class ActiveLoop:
                 f"({', '.join(self.metrics)})"
             )
         self._s: float | None = getattr(model, "s", None)
+        self._check_validation_need()
+
+    def _check_validation_need(self) -> None:
+        """Fail now, before anything is stored, if round 1 would have no validation split.
+
+        Without ``X_val`` the split is the id-hash hold-out of the labeled items; after round 0
+        they are the initial set, known already, so its hold-out can be counted here.
+        """
+        if "validation" not in self.strategy.needs or self.X_val is not None:
+            return
+        if isinstance(self.initial, int | np.integer):
+            order = _rng(self.seed, 0, 0).permutation(len(self.pool))[: int(self.initial)]
+            ids = self.pool.ids[order].tolist()
+        else:
+            ids = [str(i) for i in self.initial]
+        held = sum(_fold(i) == 0 for i in ids)
+        if held < self.MIN_HOLDOUT or len(ids) - held < 2:
+            raise ValueError(
+                f"strategy {self.strategy.name!r} needs a validation split: set "
+                "data.validation_size > 0 in the config (X_val=, y_val= in Python), or label a "
+                f"larger initial set (loop.initial): the id-hash hold-out of the {len(ids)} "
+                f"initial items has {held}, it needs {self.MIN_HOLDOUT}"
+            )
 
     # ----------------------------------------------------------------- helpers
     def _eval_features(self) -> Any:
@@ -256,7 +284,7 @@ class ActiveLoop:
         if self.X_val is not None:
             return self.X_val, self.y_val, np.ones(len(labeled), dtype=bool)
         ids = self.pool.ids[labeled]
-        fold = np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 5 for i in ids])
+        fold = np.array([_fold(i) for i in ids])
         hold = fold == 0
         X_l, y_l = self.pool.labeled_data()
         too_few = hold.sum() < self.MIN_HOLDOUT or (~hold).sum() < 2
