@@ -56,7 +56,7 @@ class Config:
     test_size: int = 1000
     degree: int = 12
     basis: str = "legendre"
-    sigma2: float = 0.09
+    sigma2: float | None = 0.09  # None: estimated jointly with θ (docs/math.md §1)
     s_bounds: tuple[float, float] = (-10.0, 10.0)
     initial: int = 5
     batch_size: int = 1
