@@ -7,6 +7,7 @@ from alloop.store.label_store import (
     remove_store,
     store_exists,
 )
+from alloop.store.lease import StoreLeaseError
 from alloop.store.migrations import SchemaVersionError
 from alloop.store.schema import SCHEMA_VERSION
 
@@ -14,6 +15,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "LabelStore",
     "SchemaVersionError",
+    "StoreLeaseError",
     "StoredAnswer",
     "open_store",
     "remove_store",
