@@ -140,6 +140,11 @@ def labels_export(
     Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
 
 
+from alloop.store_cli import store_app, verify_command  # noqa: E402  (light: typer, rich)
+
+labels_app.command("verify")(verify_command)
+app.add_typer(store_app, name="store")
+
 from alloop.compare.cli import compare_command, report_command  # noqa: E402
 from alloop.selection import select_cli  # noqa: E402  (light: numpy, pydantic, typer)
 

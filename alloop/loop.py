@@ -320,7 +320,21 @@ class ActiveLoop:
 
     # ----------------------------------------------------------------- the loop
     def run(self, resume: bool = False) -> LoopResult:
-        """Run rounds until a stop rule fires; ``resume=True`` continues a stored run."""
+        """Run rounds until a stop rule fires; ``resume=True`` continues a stored run.
+
+        The loop holds the store's writer lease while it runs (a second writer is refused with
+        :class:`~alloop.store.StoreLeaseError`), and a resumed store must pass its hash chain
+        (:class:`~alloop.store.ChainBrokenError`) before anything is trained on it.
+        """
+        self.store.take_lease()
+        try:
+            if resume:
+                self.store.require_intact()
+            return self._run(resume)
+        finally:
+            self.store.release_lease()
+
+    def _run(self, resume: bool) -> LoopResult:
         store = self.store
         done = store.completed_rounds()
         if not resume and len(store):

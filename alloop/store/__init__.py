@@ -1,5 +1,6 @@
 """Durable label storage: an append-only answer log in SQLite or PostgreSQL."""
 
+from alloop.store.chain import ChainBrokenError
 from alloop.store.label_store import (
     LabelStore,
     StoredAnswer,
@@ -12,6 +13,7 @@ from alloop.store.migrations import SchemaVersionError
 from alloop.store.schema import SCHEMA_VERSION
 
 __all__ = [
+    "ChainBrokenError",
     "SCHEMA_VERSION",
     "LabelStore",
     "SchemaVersionError",

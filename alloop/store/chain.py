@@ -14,6 +14,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+
+class ChainBrokenError(RuntimeError):
+    """The answer log does not match its hash chain: a row was changed behind the triggers."""
+
+
 #: the "previous hash" of the first answer
 GENESIS = "0" * 64
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import inspect, text
 
-from alloop.store.chain import GENESIS, answer_hash, first_broken
+from alloop.store.chain import GENESIS, ChainBrokenError, answer_hash, first_broken
 from alloop.store.connect import create_engine, parse_target, store_lock
 from alloop.store.lease import StoreLeaseError, WriterLease
 from alloop.store.migrations import prepare
@@ -199,6 +199,18 @@ class LabelStore:
         """
         rows = self._read(f"SELECT {_ANSWER_COLUMNS}, hash FROM answers ORDER BY seq")
         return first_broken(rows)
+
+    def require_intact(self) -> None:
+        """Raise :class:`~alloop.store.chain.ChainBrokenError` naming the first answer that
+        does not match the hash chain (what ``--resume`` does before it trains)."""
+        broken = self.verify()
+        if broken is not None:
+            seq, reason = broken
+            raise ChainBrokenError(
+                f"label store {self.path} fails its hash chain at answer seq {seq}: {reason}. "
+                "It is not trained on. See which rows with `alloop labels verify STORE`; restore "
+                "the store from a backup, or start a new store from `alloop labels export`."
+            )
 
     def __enter__(self) -> LabelStore:
         return self
