@@ -143,11 +143,10 @@ class MultiAnnotatorOracle:
 
     Notes
     -----
-    Every answer an oracle gives is stamped with that oracle's annotator id. An oracle that
-    serves several people may name them itself (a file with an ``annotator`` column): where the
-    oracle has an ``annotator`` attribute (its own default id) and an answer names someone
-    else, a configured id is kept and any other is rejected with a message, as is an answer
-    for an item that oracle was not asked about. Rejections reach the oracle
+    Every answer an oracle gives is stamped with that oracle's annotator id: an oracle speaks
+    only for its own annotator. An answer that names another annotator (a line in ana's file
+    saying ``bob``) is rejected with a message, as is an answer for an item that oracle was not
+    asked about. Rejections reach the oracle
     through ``on_answer`` (a person is re-asked, a file line is reported) and are listed in
     :attr:`problems`.
 
@@ -200,20 +199,25 @@ class MultiAnnotatorOracle:
 
     def check(self, answer: Answer, source: str, asked: set[str]) -> tuple[Answer | None, str | None]:
         """Stamp an answer from ``source``'s oracle, or say why it is rejected."""
+        if answer.item_id not in asked:
+            return None, (
+                f"item {answer.item_id!r} was not given to annotator {source!r} in this batch"
+            )
         oracle = self.oracles[source]
         named = answer.annotator
         if not hasattr(oracle, "annotator") or named in (None, "", oracle.annotator, source):
             stamped = source
         elif named in self.oracles:
-            stamped = named  # a shared oracle naming one of the configured people
+            # Identity comes from where the answer came, never from its text: ana's file (or
+            # page, or terminal) cannot vote for bob.
+            return None, (
+                f"the answer names annotator {named!r} but came from {source!r}'s oracle, which "
+                f"speaks only for {source!r}; {named!r} answers through their own"
+            )
         else:
             return None, (
                 f"annotator {named!r} is not configured (known: {', '.join(self.ids)}); "
                 "use one of those ids"
-            )
-        if answer.item_id not in asked:
-            return None, (
-                f"item {answer.item_id!r} was not given to annotator {source!r} in this batch"
             )
         return replace(answer, annotator=stamped), None
 

@@ -221,11 +221,14 @@ class FileExchangeOracle:
         The label set (classification).
     task : {"classification", "regression"}
     annotator : str
-        The annotator of lines that name none.
+        Whose answers the folder holds. A line naming another annotator is reported and not
+        taken: answers carry the annotator of where they came from.
     annotators : collection of str, optional
-        Annotator ids that may answer (an ``annotator`` column or key names them). Lines naming
-        any other id, or none (unless ``annotator`` is among them), are reported and not taken.
-        Default: any id. When given, the request file gets an ``annotator`` column to fill.
+        A folder shared by several people, each naming themselves in an ``annotator`` column or
+        key; lines naming any other id, or none (unless ``annotator`` is among them), are
+        reported and not taken. The request file gets an ``annotator`` column to fill. Who
+        wrote a line of a shared file is whatever it says (file permissions cannot tell): give
+        each person their own folder (``MultiAnnotatorOracle`` members) when that matters.
     display : QueryDisplay, optional
         How items are described in the request file.
     poll_interval : float
@@ -429,6 +432,13 @@ class FileExchangeOracle:
                 ))
                 continue
             annotator = row.annotator or self.annotator
+            if self.annotators is None and annotator != self.annotator:
+                self._report(Problem(
+                    path, row.line, f"this folder's answers are {self.annotator!r}'s; a line "
+                    f"naming {annotator!r} is not taken (each annotator answers through their "
+                    "own folder)", row.text,
+                ))
+                continue
             if self.annotators is not None and annotator not in self.annotators:
                 if row.annotator is None:
                     self._report(Problem(
