@@ -185,12 +185,25 @@ class MultiAnnotatorOracle:
         self.on_assign = on_assign
         self.problems: list[str] = []
         self.assignment: dict[str, tuple[str, ...]] = {}
+        self._kept: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
+
+    def keep_assignment(self, assignment: Mapping[str, Sequence[str]]) -> None:
+        """Give the next batch's items named here to exactly these annotators, not the policy's
+        choice: a resumed round asks only the assignments that have no answer yet."""
+        unknown = {a for people in assignment.values() for a in people} - set(self.ids)
+        if unknown:
+            raise ValueError(f"kept assignment names annotators {sorted(unknown)} that are not "
+                             f"configured (known: {', '.join(self.ids)})")
+        self._kept = {str(i): tuple(people) for i, people in assignment.items()}
 
     def assign(self, queries: Sequence[Query]) -> dict[str, list[Query]]:
         """annotator id → the queries the policy gives them (also kept in :attr:`assignment`)."""
         round_ = queries[0].round if queries else 0
-        self.assignment = self.policy.assign([q.item_id for q in queries], self.ids, self.k, round_)
+        kept, self._kept = self._kept, {}
+        fresh = [q.item_id for q in queries if q.item_id not in kept]
+        self.assignment = {**self.policy.assign(fresh, self.ids, self.k, round_),
+                           **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept}}
         batches: dict[str, list[Query]] = {a: [] for a in self.ids}
         for q in queries:
             for a in self.assignment[q.item_id]:
