@@ -59,6 +59,24 @@ SECURITY_HEADERS = {
 }
 
 
+def _body(kind: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """An OpenAPI request body (the routes read bodies themselves, to give people's messages)."""
+    return {"requestBody": {"required": True, "content": {kind: {"schema": {
+        "type": "object", "properties": properties, "required": required}}}}}
+
+
+_FORM = "application/x-www-form-urlencoded"
+_TEXT = {"type": "string"}
+_ANY = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+ANSWER_JSON = _body("application/json", {"item_id": _TEXT, "label": _ANY, "batch": _TEXT},
+                    ["item_id", "label"])
+UNDO_JSON = _body("application/json", {"batch": _TEXT}, [])
+LOGIN_FORM = _body(_FORM, {"token": _TEXT}, ["token"])
+ANSWER_FORM = _body(_FORM, {"csrf": _TEXT, "batch": _TEXT, "item_id": _TEXT, "answer": _TEXT},
+                    ["item_id", "answer"])
+CSRF_FORM = _body(_FORM, {"csrf": _TEXT, "batch": _TEXT}, [])
+
+
 def csrf_token(secret: str) -> str:
     """The CSRF token of a session: an HMAC keyed by the session's secret (its id, or the
     Bearer token)."""
@@ -235,7 +253,7 @@ def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudge
         # its own token (login CSRF). A link's #token= fragment only fills the form in.
         return login_response(200, None)
 
-    @app.post("/login")
+    @app.post("/login", openapi_extra=LOGIN_FORM)
     async def login(request: Request) -> Response:
         try:
             if request.headers.get("sec-fetch-site") == "cross-site":
@@ -272,7 +290,7 @@ def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudge
             return RedirectResponse("/", status_code=303)
         return render(caller, 200, notice=notice)
 
-    @app.post("/answer")
+    @app.post("/answer", openapi_extra=ANSWER_FORM)
     async def answer(request: Request) -> Response:
         def act(caller: _Caller, form: dict[str, str]) -> None:
             if "item_id" not in form or "answer" not in form:
@@ -281,7 +299,7 @@ def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudge
 
         return await page_post(request, act)
 
-    @app.post("/undo")
+    @app.post("/undo", openapi_extra=CSRF_FORM)
     async def undo(request: Request) -> Response:
         def act(caller: _Caller, form: dict[str, str]) -> str:
             item = board.undo(caller.annotator, form.get("batch") or None)
@@ -290,7 +308,7 @@ def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudge
 
         return await page_post(request, act)
 
-    @app.post("/logout")
+    @app.post("/logout", openapi_extra=CSRF_FORM)
     async def logout(request: Request) -> Response:
         try:
             caller = await run_in_threadpool(identify, request)
@@ -353,7 +371,7 @@ def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudge
         except Refusal as exc:
             return refused(exc)
 
-    @app.post("/api/answer")
+    @app.post("/api/answer", openapi_extra=ANSWER_JSON)
     async def api_answer(request: Request) -> Response:
         def act(caller: _Caller, data: dict[str, Any]) -> dict[str, Any]:
             if "item_id" not in data or "label" not in data:
@@ -367,7 +385,7 @@ def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudge
 
         return await api_post(request, act)
 
-    @app.post("/api/undo")
+    @app.post("/api/undo", openapi_extra=UNDO_JSON)
     async def api_undo(request: Request) -> Response:
         def act(caller: _Caller, data: dict[str, Any]) -> dict[str, Any]:
             batch = data.get("batch")
