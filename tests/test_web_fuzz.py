@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from test_web_security import Team  # the same board, store and tokens
 
 from oracles.web.app import create_app
 from oracles.web.guards import FailureBudget
-
-from test_web_security import Team  # noqa: E402  (the same board, store and tokens)
 
 FUZZ_EXAMPLES = 40
 FIGURES = {"requests": 0, "server_errors": 0, "stored_on_refusal": 0}
