@@ -58,3 +58,21 @@ def test_an_oracle_naming_another_configured_annotator_is_refused_and_nothing_st
     assert ana.refused == ["the answer names annotator 'bob' but came from 'ana''s oracle, which "
                            "speaks only for 'ana'; 'bob' answers through their own"]
     store.close()
+
+
+def test_a_resumed_web_round_asks_only_the_kept_assignments(tmp_path):
+    """The web oracle follows a kept assignment as the team oracle does (resume with k = 2)."""
+    from oracles.web import WebOracle
+
+    web = WebOracle(["ana", "bob", "cy"], tokens=tmp_path / "tokens.sqlite", port=0, k=2, classes=[0, 1],
+                    timeout=0, announce=False)
+    seen = []
+    web.on_assign = seen.append
+    try:
+        web.keep_assignment({"i0": ["bob"]})  # ana answered i0 before the crash
+        web.request([Query("i0", round=1), Query("i1", round=1)])
+        assert seen[0]["i0"] == ("bob",) and len(seen[0]["i1"]) == 2
+        web.request([Query("i0", round=2)])  # kept once only: the next batch is the policy's
+        assert len(seen[1]["i0"]) == 2
+    finally:
+        web.close()
