@@ -136,6 +136,11 @@ def labels_export(
         "created_at": pd.to_datetime([a.created_at for a in answers], unit="s", utc=True),
         "current_label": pd.array([text(current.get(a.item_id)) for a in answers], dtype="string"),
     })
+    if out.suffix == ".csv":  # text a spreadsheet would run as a formula gets a ' (oracles.cells)
+        from oracles.cells import guard_cell
+
+        for col in ("item_id", "label", "annotator", "current_label"):
+            frame[col] = frame[col].map(lambda v: v if pd.isna(v) else guard_cell(str(v)))
     frame.to_parquet(out, index=False) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
     Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
 

@@ -100,3 +100,27 @@ def test_a_final_line_still_changing_when_the_wait_ends_is_reported(tmp_path):
         "round-0-answers.csv:3: the last line has no newline and was still changing when the "
         "wait ended, so it was not read; end the file with a newline"
     ]
+
+
+def test_labels_export_csv_guards_formula_cells(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from alloop.store import open_store
+    from oracles import Answer
+
+    root = Path(__file__).resolve().parents[1]
+    with open_store(tmp_path / "s.sqlite") as store:
+        store.append(Answer("=HYPERLINK(\"http://x\")", "-cmd", annotator="ann"), round=0)
+        store.append(Answer("ok", 1, annotator="ann"), round=0)
+    out = tmp_path / "labels.csv"
+    done = subprocess.run([sys.executable, "-m", "alloop", "labels", "export",
+                           str(tmp_path / "s.sqlite"), "--out", str(out)],
+                          capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["item_id"] == "'=HYPERLINK(\"http://x\")" and rows[0]["label"] == "'-cmd"
+    assert [unguard_cell(r["item_id"]) for r in rows] == ["=HYPERLINK(\"http://x\")", "ok"]
+    assert rows[1]["label"] == "1"
