@@ -239,3 +239,55 @@ def test_the_writer_role_can_only_read_and_add_history(postgres_server):
     conn.close()
     with open_store(owner_url) as store:
         assert store.current_labels() == {"a": 1} and store.verify() is None
+
+
+# The DDL of schema version 2 on PostgreSQL (alloop before issue 14), as it wrote it.
+V2_POSTGRESQL = [
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE answers (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item_id TEXT NOT NULL, label TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('label', 'skip', 'unsure')), annotator TEXT NOT NULL,
+        round INTEGER NOT NULL, cost DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX answers_item ON answers (item_id)",
+    "CREATE INDEX answers_round ON answers (round)",
+    """CREATE TABLE requests (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, round INTEGER NOT NULL,
+        item_id TEXT NOT NULL, score DOUBLE PRECISION, annotator TEXT,
+        requested_at DOUBLE PRECISION NOT NULL, UNIQUE (round, item_id))""",
+    """CREATE TABLE assignments (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, round INTEGER NOT NULL,
+        item_id TEXT NOT NULL, annotator TEXT NOT NULL, assigned_at DOUBLE PRECISION NOT NULL,
+        UNIQUE (round, item_id, annotator))""",
+    """CREATE TABLE rounds (round INTEGER PRIMARY KEY, n_labeled INTEGER NOT NULL,
+        metrics TEXT NOT NULL, completed_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE FUNCTION answers_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION USING MESSAGE = 'the label store is append-only: answers cannot be '
+        || CASE TG_OP WHEN 'UPDATE' THEN 'changed' ELSE 'deleted' END; END $$""",
+    """CREATE TRIGGER answers_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON answers
+    FOR EACH STATEMENT EXECUTE FUNCTION answers_append_only()""",
+    "INSERT INTO meta VALUES ('schema_version', '2'), ('run_id', '\"run-9\"')",
+    "INSERT INTO answers (item_id, label, kind, annotator, round, cost, created_at) VALUES "
+    "('m', '1', 'label', 'ann1', 0, NULL, 1.0), ('a', NULL, 'skip', 'ann2', 0, 2.5, 2.0)",
+    "INSERT INTO requests (round, item_id, score, requested_at) VALUES (1, 'z', 0.9, 1.0)",
+    "INSERT INTO rounds VALUES (0, 1, '{\"accuracy\": 0.5}', 4.0)",
+]
+
+
+def test_a_version_2_postgresql_store_is_migrated_chained_and_guarded(postgres_server):
+    import uuid
+
+    url = postgres_server.create_database(f"v2_{uuid.uuid4().hex[:10]}")
+    conn = psycopg.connect(url, autocommit=True)
+    for statement in V2_POSTGRESQL:
+        conn.execute(statement)
+    with open_store(url) as store:
+        assert store.get_meta("schema_version") == 3 and store.get_meta("run_id") == "run-9"
+        assert [(a.item_id, a.label, a.kind, a.cost) for a in store.answers()] == [
+            ("m", 1, "label", None), ("a", None, "skip", 2.5)]
+        assert store.verify() is None  # the old answers were chained
+        store.append(Answer("b", 0), round=1)
+        assert store.verify() is None
+    for statement in PG_ATTACKS["rounds"] + PG_ATTACKS["answers"][:2]:
+        with pytest.raises(psycopg.Error, match="append-only"):
+            conn.execute(statement)
+    conn.close()
