@@ -70,7 +70,7 @@ def token(config: ConfigArg, annotator: AnnotatorOpt) -> None:
         f"token for [bold]{annotator}[/] (shown only now; stored hashed in {store.path})"
         + (" — it replaces their previous token" if replaced else "")
         + f"\nsign-in link while `alloop run {config}` runs: "
-          f"http://{o.host}:{port}/login?token={secret}",
+          f"http://{o.host}:{port}/login#token={secret}",
         highlight=False, soft_wrap=True,
     )
 

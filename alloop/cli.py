@@ -136,9 +136,19 @@ def labels_export(
         "created_at": pd.to_datetime([a.created_at for a in answers], unit="s", utc=True),
         "current_label": pd.array([text(current.get(a.item_id)) for a in answers], dtype="string"),
     })
+    if out.suffix == ".csv":  # text a spreadsheet would run as a formula gets a ' (oracles.cells)
+        from oracles.cells import guard_cell
+
+        for col in ("item_id", "label", "annotator", "current_label"):
+            frame[col] = frame[col].map(lambda v: v if pd.isna(v) else guard_cell(str(v)))
     frame.to_parquet(out, index=False) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
     Console().print(f"wrote {len(frame)} answers for {frame['item_id'].nunique()} items to {out}")
 
+
+from alloop.store_cli import store_app, verify_command  # noqa: E402  (light: typer, rich)
+
+labels_app.command("verify")(verify_command)
+app.add_typer(store_app, name="store")
 
 from alloop.compare.cli import compare_command, report_command  # noqa: E402
 from alloop.selection import select_cli  # noqa: E402  (light: numpy, pydantic, typer)

@@ -237,6 +237,19 @@ def build_loop(
     data = prepare_data(config)
     model = build_model(config, data.task, None if data.classes is None else len(data.classes))
     strategies.check_compatible(strategies.get(config.strategy.name), model)  # before any run
+    # The writer lease before the oracle and MLflow: a second process on this store stops here,
+    # having opened no page, written no request file and touched no tracking store.
+    store = open_store(config.store.url or config.store_path())
+    try:
+        store.take_lease()
+        return _assemble(config, data, model, store, tracking_uri, progress, track)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _assemble(config: ExperimentConfig, data: Prepared, model: Any, store: Any,
+              tracking_uri: str | None, progress: bool, track: bool) -> ActiveLoop:
     oracle = build_oracle(config, data, config.seed)
     tracker = None
     if track:
@@ -263,7 +276,7 @@ def build_loop(
         relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),
         batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
         regularity=regularity, label_rule=config.oracle.aggregate,
-        unanswered=config.oracle.unanswered, scoring=scoring, store=open_store(config.store.url or config.store_path()), tracker=tracker,
+        unanswered=config.oracle.unanswered, scoring=scoring, store=store, tracker=tracker,
         seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
         params=config.model_dump(mode="json"), metrics=lp.metrics,
     )

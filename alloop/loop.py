@@ -364,7 +364,21 @@ class ActiveLoop:
 
     # ----------------------------------------------------------------- the loop
     def run(self, resume: bool = False) -> LoopResult:
-        """Run rounds until a stop rule fires; ``resume=True`` continues a stored run."""
+        """Run rounds until a stop rule fires; ``resume=True`` continues a stored run.
+
+        The loop holds the store's writer lease while it runs (a second writer is refused with
+        :class:`~alloop.store.StoreLeaseError`), and a resumed store must pass its hash chain
+        (:class:`~alloop.store.ChainBrokenError`) before anything is trained on it.
+        """
+        self.store.take_lease()
+        try:
+            if resume:
+                self.store.require_intact()
+            return self._run(resume)
+        finally:
+            self.store.release_lease()
+
+    def _run(self, resume: bool) -> LoopResult:
         store = self.store
         done = store.completed_rounds()
         if not resume and len(store):
@@ -578,6 +592,15 @@ class ActiveLoop:
                              proposed_label=proposals[j].item() if hasattr(proposals[j], "item") else proposals[j]))
         return out
 
+    def _answered_so_far(self, round_: int) -> tuple[set[str], dict[str, list[str]]]:
+        """(items of this round that need no more answers, item → annotators assigned to it
+        who have not answered yet), from the store: what a crashed run left."""
+        answers = self.store.answers(round=round_)
+        by = {(a.item_id, a.annotator) for a in answers}
+        pending = {item: missing for item, people in self.store.assignments(round_).items()
+                   if (missing := [p for p in people if (item, p) not in by])}
+        return {a.item_id for a in answers} - set(pending), pending
+
     def _round(self, round_: int, model: Any, previous: Any) -> tuple[dict[str, Any], Any, Any] | None:
         store, pool = self.store, self.pool
         open_items = self._open_items(round_)
@@ -585,8 +608,9 @@ class ActiveLoop:
         ids = list(open_items) + new_ids
         scores = [None] * len(open_items) + new_scores
         store.record_requests(round_, ids, scores)
-        # Answers a crashed run already received for this round are used, not asked again.
-        have = {a.item_id for a in store.answers(round=round_)}
+        # Answers a crashed run already received for this round are used, not asked again; with
+        # several annotators per item, only the recorded assignments still without an answer.
+        have, pending = self._answered_so_far(round_)
         positions = pool.index_of(ids)
         prediction = model.predict(pool.features(positions)) if model is not None else [None] * len(ids)
         queries = [
@@ -616,6 +640,8 @@ class ActiveLoop:
 
         if hasattr(self.oracle, "on_assign"):  # persist who is asked before anyone is
             self.oracle.on_assign = lambda assignment: store.record_assignments(round_, assignment)
+            if pending:
+                self.oracle.keep_assignment(pending)
         t0 = time.perf_counter()
         if not queries:
             answers = []

@@ -129,6 +129,7 @@ def main() -> None:
         crowd.join(timeout=60)
         oracle.close()
         stored = store.answers()
+        chain = store.verify()  # None: every answer matches the hash chain
         store.close()
 
     acked = [i for r in reports for i in r["acked"]]
@@ -161,6 +162,7 @@ def main() -> None:
         f"| items with more than one answer | {items_twice} |",
         f"| double posts refused with 409 | {duplicates_refused} |",
         f"| wrong labels stored | {wrong} |",
+        f"| hash chain | {'intact' if chain is None else f'broken at seq {chain[0]}'} |",
         f"| client errors | {len(errors)} |",
         f"| throughput while a batch was open | {len(acked) / open_seconds:.0f} answers/s "
         f"({open_seconds:.2f} s) |",
@@ -180,6 +182,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     ok = len(acked) == len(stored) == expected and lost == duplicated == items_twice == 0
+    ok = ok and chain is None
     if not ok or errors:
         sys.exit(f"FAILED: acknowledged {len(acked)}, stored {len(stored)}, expected {expected}, "
                  f"lost {lost}, duplicated {duplicated}, errors {len(errors)}")

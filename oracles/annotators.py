@@ -143,11 +143,10 @@ class MultiAnnotatorOracle:
 
     Notes
     -----
-    Every answer an oracle gives is stamped with that oracle's annotator id. An oracle that
-    serves several people may name them itself (a file with an ``annotator`` column): where the
-    oracle has an ``annotator`` attribute (its own default id) and an answer names someone
-    else, a configured id is kept and any other is rejected with a message, as is an answer
-    for an item that oracle was not asked about. Rejections reach the oracle
+    Every answer an oracle gives is stamped with that oracle's annotator id: an oracle speaks
+    only for its own annotator. An answer that names another annotator (a line in ana's file
+    saying ``bob``) is rejected with a message, as is an answer for an item that oracle was not
+    asked about. Rejections reach the oracle
     through ``on_answer`` (a person is re-asked, a file line is reported) and are listed in
     :attr:`problems`.
 
@@ -186,12 +185,25 @@ class MultiAnnotatorOracle:
         self.on_assign = on_assign
         self.problems: list[str] = []
         self.assignment: dict[str, tuple[str, ...]] = {}
+        self._kept: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
+
+    def keep_assignment(self, assignment: Mapping[str, Sequence[str]]) -> None:
+        """Give the next batch's items named here to exactly these annotators, not the policy's
+        choice: a resumed round asks only the assignments that have no answer yet."""
+        unknown = {a for people in assignment.values() for a in people} - set(self.ids)
+        if unknown:
+            raise ValueError(f"kept assignment names annotators {sorted(unknown)} that are not "
+                             f"configured (known: {', '.join(self.ids)})")
+        self._kept = {str(i): tuple(people) for i, people in assignment.items()}
 
     def assign(self, queries: Sequence[Query]) -> dict[str, list[Query]]:
         """annotator id → the queries the policy gives them (also kept in :attr:`assignment`)."""
         round_ = queries[0].round if queries else 0
-        self.assignment = self.policy.assign([q.item_id for q in queries], self.ids, self.k, round_)
+        kept, self._kept = self._kept, {}
+        fresh = [q.item_id for q in queries if q.item_id not in kept]
+        self.assignment = {**self.policy.assign(fresh, self.ids, self.k, round_),
+                           **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept}}
         batches: dict[str, list[Query]] = {a: [] for a in self.ids}
         for q in queries:
             for a in self.assignment[q.item_id]:
@@ -200,20 +212,25 @@ class MultiAnnotatorOracle:
 
     def check(self, answer: Answer, source: str, asked: set[str]) -> tuple[Answer | None, str | None]:
         """Stamp an answer from ``source``'s oracle, or say why it is rejected."""
+        if answer.item_id not in asked:
+            return None, (
+                f"item {answer.item_id!r} was not given to annotator {source!r} in this batch"
+            )
         oracle = self.oracles[source]
         named = answer.annotator
         if not hasattr(oracle, "annotator") or named in (None, "", oracle.annotator, source):
             stamped = source
         elif named in self.oracles:
-            stamped = named  # a shared oracle naming one of the configured people
+            # Identity comes from where the answer came, never from its text: ana's file (or
+            # page, or terminal) cannot vote for bob.
+            return None, (
+                f"the answer names annotator {named!r} but came from {source!r}'s oracle, which "
+                f"speaks only for {source!r}; {named!r} answers through their own"
+            )
         else:
             return None, (
                 f"annotator {named!r} is not configured (known: {', '.join(self.ids)}); "
                 "use one of those ids"
-            )
-        if answer.item_id not in asked:
-            return None, (
-                f"item {answer.item_id!r} was not given to annotator {source!r} in this batch"
             )
         return replace(answer, annotator=stamped), None
 

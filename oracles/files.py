@@ -6,7 +6,11 @@ copy of the request file with the ``label`` column filled in, a script appending
 labeling tool exporting now and then. Each poll re-reads the answers file from scratch, so it
 may be appended to, rewritten or replaced at any time:
 
-- a last line without its newline is not read until it is complete;
+- a last line without its newline is read once it has stopped changing (for
+  :attr:`FileExchangeOracle.SETTLE_SECONDS`); one still changing when the wait ends is reported;
+- every cell of a request file is spreadsheet-safe (:mod:`oracles.cells`: text a spreadsheet
+  would run as a formula gets a leading ``'``), and the guard is undone when answers are read,
+  so item ids of any text round-trip;
 - a line seen before (same item, annotator and answer) is not taken again, so duplicated lines
   and re-exports are harmless; a changed answer is taken as a new answer (the store keeps both);
 - columns other than ``item_id``, ``label`` and ``annotator`` are ignored (kept in
@@ -33,6 +37,7 @@ from typing import Any, Literal
 
 from oracles.answers import AnswerError, AnswerParser, ParsedAnswer
 from oracles.base import Answer, AnswerSink, Query, check_wait_settings
+from oracles.cells import guard_cell, unguard_cell
 from oracles.display import QueryDisplay
 
 log = logging.getLogger(__name__)
@@ -77,20 +82,26 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _safe_cell(value: str) -> str:
-    # A spreadsheet runs a cell that starts with = + or @ as a formula: quote such text.
-    return "'" + value if value[:1] in ("=", "+", "@") else value
+def _csv_row(cells: Sequence[str]) -> str:
+    """One CSV record ending in ``\n``, every cell spreadsheet-safe. Written with a ``\r\n``
+    terminator, so the csv module also quotes a cell holding a bare ``\r``, then ended in ``\n``."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow([guard_cell(c) for c in cells])
+    return buffer.getvalue()[:-2] + "\n"
 
 
-def _complete_lines(path: Path) -> str | None:
-    """The file's text up to its last newline (None if the file is missing)."""
+def _split_tail(path: Path) -> tuple[str, str] | None:
+    """The file's text up to its last newline, and what follows it (None if the file is missing)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
     end = data.rfind(b"\n")
     text = data[: end + 1].decode("utf-8", errors="replace") if end >= 0 else ""
-    return text.removeprefix("\ufeff")
+    tail = data[end + 1:].decode("utf-8", errors="replace")
+    if end < 0:
+        tail = tail.removeprefix("\ufeff")
+    return text.removeprefix("\ufeff"), tail
 
 
 def _csv_cells(chunk: str, delimiter: str) -> list[str] | None:
@@ -166,7 +177,7 @@ def read_csv_answers(text: str, path: str = "answers.csv") -> tuple[list[_Row], 
             ))
             continue
         cells = cells + [""] * (len(header) - len(cells))
-        record = {name: cells[k].strip() for name, k in at.items()}
+        record = {name: unguard_cell(cells[k].strip()) for name, k in at.items()}
         label = record.pop("label")
         item_id = record.pop("item_id")
         annotator = record.pop("annotator", "") or None
@@ -221,11 +232,14 @@ class FileExchangeOracle:
         The label set (classification).
     task : {"classification", "regression"}
     annotator : str
-        The annotator of lines that name none.
+        Whose answers the folder holds. A line naming another annotator is reported and not
+        taken: answers carry the annotator of where they came from.
     annotators : collection of str, optional
-        Annotator ids that may answer (an ``annotator`` column or key names them). Lines naming
-        any other id, or none (unless ``annotator`` is among them), are reported and not taken.
-        Default: any id. When given, the request file gets an ``annotator`` column to fill.
+        A folder shared by several people, each naming themselves in an ``annotator`` column or
+        key; lines naming any other id, or none (unless ``annotator`` is among them), are
+        reported and not taken. The request file gets an ``annotator`` column to fill. Who
+        wrote a line of a shared file is whatever it says (file permissions cannot tell): give
+        each person their own folder (``MultiAnnotatorOracle`` members) when that matters.
     display : QueryDisplay, optional
         How items are described in the request file.
     poll_interval : float
@@ -286,6 +300,7 @@ class FileExchangeOracle:
         self.timed_out = False
         self.quit_requested = False
         self._reported: set[tuple[str, str, str]] = set()
+        self._tails: dict[Path, tuple[str, float, int]] = {}  # last line, first seen, number
         self._stop = threading.Event()
 
     # ----------------------------------------------------------------- paths
@@ -322,14 +337,10 @@ class FileExchangeOracle:
         columns.append("label")
         path = self.requests_path(round_)
         if self.format == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(columns)
-            for record in records:
-                writer.writerow([
-                    "" if record.get(c) is None else _safe_cell(str(record[c])) for c in columns
-                ])
-            text = buffer.getvalue()
+            text = _csv_row(columns) + "".join(
+                _csv_row(["" if record.get(c) is None else str(record[c]) for c in columns])
+                for record in records
+            )
         else:
             text = "".join(
                 json.dumps({c: record.get(c) for c in columns}, ensure_ascii=False) + "\n"
@@ -369,12 +380,31 @@ class FileExchangeOracle:
             return self.parser.parse_value(row.label)
         return self.parser.parse(row.label)
 
+    #: a last line without its newline is read once it has not changed for this many seconds
+    SETTLE_SECONDS = 2.0
+
     def read(self, round_: int) -> tuple[list[_Row], list[Problem]]:
-        """The complete rows of a round's answers file as it is now, and its problems."""
+        """The complete rows of a round's answers file as it is now, and its problems.
+
+        A last line without a newline is read once it has stayed the same for
+        :attr:`SETTLE_SECONDS` (a tool that never ends its file with a newline), not before
+        (a line still being written).
+        """
         path = self.answers_path(round_)
-        text = _complete_lines(path)
-        if text is None:
+        split = _split_tail(path)
+        if split is None:
             return [], []
+        text, tail = split
+        if tail.strip():
+            now = time.monotonic()
+            seen, since, _ = self._tails.get(path, ("", now, 0))
+            if seen != tail:
+                self._tails[path] = (tail, now, text.count("\n") + 1)
+            elif now - since >= self.SETTLE_SECONDS:
+                text += tail + "\n"
+                self._tails.pop(path, None)
+        else:
+            self._tails.pop(path, None)
         reader = read_csv_answers if self.format == "csv" else read_jsonl_answers
         return reader(text, path.name)
 
@@ -411,6 +441,13 @@ class FileExchangeOracle:
                 self._stop.wait(max(wait, 0.0))
         except KeyboardInterrupt:
             self.quit_requested = True
+        tail = self._tails.get(self.answers_path(round_))
+        if tail is not None and len(state.answered) < need:
+            self._report(Problem(
+                self.answers_path(round_).name, tail[2], "the last line has no newline and was still "
+                "changing when the wait ended, so it was not read; end the file with a newline",
+                tail[0],
+            ))
         return state.accepted
 
     def _poll(
@@ -429,6 +466,13 @@ class FileExchangeOracle:
                 ))
                 continue
             annotator = row.annotator or self.annotator
+            if self.annotators is None and annotator != self.annotator:
+                self._report(Problem(
+                    path, row.line, f"this folder's answers are {self.annotator!r}'s; a line "
+                    f"naming {annotator!r} is not taken (each annotator answers through their "
+                    "own folder)", row.text,
+                ))
+                continue
             if self.annotators is not None and annotator not in self.annotators:
                 if row.annotator is None:
                     self._report(Problem(

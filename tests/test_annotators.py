@@ -119,7 +119,7 @@ class Shared:
 def test_unknown_annotators_and_unassigned_items_are_rejected_with_a_message():
     via = {"via": "desk"}
     shared = Shared([
-        Answer("i0", 1, "bob", extra=via),      # a configured person: kept as bob
+        Answer("i0", 1, "bob", extra=via),      # another configured person: refused (issue 14)
         Answer("i1", 0, "shared", extra=via),   # the oracle's own id: stamped with its key
         Answer("i2", 1, "mallory", extra=via),  # nobody configured this id
         Answer("zz", 1, "bob", extra=via),      # not an item this oracle was given
@@ -128,8 +128,11 @@ def test_unknown_annotators_and_unassigned_items_are_rejected_with_a_message():
     committed = []
     answers = team.request([Query(i) for i in ("i0", "i1", "i2")], committed.append)
     assert answers == committed
-    assert [(a.item_id, a.annotator) for a in answers if a.extra == via] == [("i0", "bob"), ("i1", "desk")]
+    # (before issue 14 the first answer was kept as bob's: an impersonation)
+    assert [(a.item_id, a.annotator) for a in answers if a.extra == via] == [("i1", "desk")]
     assert shared.rejections == [
+        "the answer names annotator 'bob' but came from 'desk''s oracle, which speaks only for "
+        "'desk'; 'bob' answers through their own",
         "annotator 'mallory' is not configured (known: desk, bob); use one of those ids",
         "item 'zz' was not given to annotator 'desk' in this batch",
     ]
@@ -145,8 +148,9 @@ def test_a_rejection_reaches_the_file_oracle_and_is_reported_with_its_line(tmp_p
     answers = team.request([Query("i0"), Query("i1")])
     assert sorted((a.item_id, a.annotator, a.label) for a in answers) == [("i0", "ann", 1), ("i0", "bob", 0)]
     assert [str(p) for p in files["ann"].problems] == [
-        "round-0-answers.csv:3: item 'i1': annotator 'mallory' is not configured (known: ann, bob); "
-        "use one of those ids"
+        # since issue 14 the folder refuses a line naming someone else itself
+        "round-0-answers.csv:3: this folder's answers are 'files''s; a line naming 'mallory' "
+        "is not taken (each annotator answers through their own folder)"
     ]
 
 

@@ -116,8 +116,10 @@ def test_rounds_requests_and_assignments(label_store_url):
     store.record_assignments(1, {"x": ["ann2"]})
     assert store.assignments(1) == {"x": ["ann2", "ann1"], "b": ["ann1"]}
     store.complete_round(1, 12, {"accuracy": 0.5})
-    store.complete_round(1, 13, {"accuracy": 0.75})  # a re-run of the round replaces its marker
-    assert store.completed_rounds() == {1: {"n_labeled": 13, "metrics": {"accuracy": 0.75}}}
+    # a completed round is history (this asserted the opposite before issue 14)
+    with pytest.raises(ValueError, match="round 1 .* already complete"):
+        store.complete_round(1, 13, {"accuracy": 0.75})
+    assert store.completed_rounds() == {1: {"n_labeled": 12, "metrics": {"accuracy": 0.5}}}
     store.set_meta("run_id", "abc")
     assert store.get_meta("run_id") == "abc" and store.get_meta("missing") is None
     store.close()
@@ -282,7 +284,8 @@ def test_a_version_1_sqlite_store_is_migrated_keeping_its_history_and_order(tmp_
     assert "seq" not in columns(path, "requests")
 
     with LabelStore(path) as store:
-        assert store.get_meta("schema_version") == SCHEMA_VERSION == 2
+        assert store.get_meta("schema_version") == SCHEMA_VERSION == 3
+        assert store.verify() is None  # the migration chained the old answers
         assert store.get_meta("run_id") == "run-7"
         assert [(a.item_id, a.label, a.kind, a.annotator, a.round, a.cost)
                 for a in store.answers()] == [

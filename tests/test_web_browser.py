@@ -82,8 +82,10 @@ def test_two_annotators_label_through_the_page_while_the_loop_runs(tmp_path):
             pages = {}
             for who in ("ann", "bob"):
                 page = browser.new_context().new_page()  # own cookies per annotator
-                page.goto(f"{url}login?token={secret[who]}")
-                assert page.url == url  # the token left the address bar
+                page.goto(f"{url}login#token={secret[who]}")  # the link fills the form in
+                assert page.url == f"{url}login"  # the token left the address bar
+                page.click("button[type=submit]")  # a POST: the person signs in
+                page.wait_for_url(url)
                 assert page.locator("#annotator").inner_text() == who
                 pages[who] = page
             deadline = time.monotonic() + 120

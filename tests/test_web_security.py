@@ -49,7 +49,7 @@ class Team:
 
     def login(self, who):
         client = TestClient(self.client.app, base_url="http://testserver")
-        response = client.get(f"/login?token={self.secret[who]}", follow_redirects=False)
+        response = client.post("/login", data={"token": self.secret[who]}, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/"
         return client
 
@@ -76,7 +76,8 @@ def test_no_token_or_a_wrong_one_gets_401(team):
     assert c.get("/api/next", headers={"Authorization": f"Basic {team.secret['ann']}"}).status_code == 401
     c.cookies.set(COOKIE, "forged-session")
     page = c.get("/")
-    assert page.status_code == 401 and "not valid" in page.text and 'name="token"' in page.text
+    # the cookie names a server-side session (issue 14): an unknown one has ended
+    assert page.status_code == 401 and "session has ended" in page.text and 'name="token"' in page.text
     assert c.post("/login", data={"token": "nope"}).status_code == 401
     assert team.rows() == []
 
@@ -103,7 +104,7 @@ def test_an_annotator_cannot_answer_or_see_another_annotators_item(team):
     image = c.get(f"/image/{team.batch.id}/m3", headers=team.bearer("bob"))
     assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
     browser = team.login("ann")
-    csrf = csrf_token(team.secret["ann"])
+    csrf = csrf_token(browser.cookies.get(COOKIE))
     page = browser.post("/answer", data={"csrf": csrf, "batch": team.batch.id, "item_id": "m3",
                                          "answer": "ham"})
     assert page.status_code == 403 and "not assigned to you" in page.text
@@ -159,8 +160,8 @@ def test_a_closed_batch_takes_no_answers(team):
 def test_forms_need_the_csrf_token_and_this_origin(team):
     browser = team.login("ann")
     cookie = browser.cookies.get(COOKIE)
-    assert cookie == team.secret["ann"]
-    good = {"csrf": csrf_token(team.secret["ann"]), "batch": team.batch.id, "item_id": "m1",
+    assert cookie and cookie != team.secret["ann"]  # a session id, not the token (issue 14)
+    good = {"csrf": csrf_token(cookie), "batch": team.batch.id, "item_id": "m1",
             "answer": "spam"}
     for form, headers in [({**good, "csrf": ""}, {}), ({**good, "csrf": "0" * 64}, {}),
                           ({k: v for k, v in good.items() if k != "csrf"}, {}),
@@ -176,12 +177,14 @@ def test_forms_need_the_csrf_token_and_this_origin(team):
 
 
 def test_the_session_cookie_is_httponly_and_strict_and_the_token_leaves_the_address(team):
-    r = team.client.get(f"/login?token={team.secret['ann']}", follow_redirects=False)
+    r = team.client.post("/login", data={"token": team.secret["ann"]}, follow_redirects=False)
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    assert team.secret["ann"].lower() not in cookie
     assert r.headers["location"] == "/"
-    posted = team.client.post("/login", data={"token": team.secret["bob"]}, follow_redirects=False)
-    assert posted.status_code == 303
+    # a GET with ?token= no longer signs in (login CSRF, issue 14): it shows the form
+    got = team.client.get(f"/login?token={team.secret['bob']}", follow_redirects=False)
+    assert got.status_code == 200 and "set-cookie" not in got.headers
 
 
 def test_html_in_item_text_is_rendered_as_text(team):
@@ -197,7 +200,7 @@ def test_html_in_item_text_is_rendered_as_text(team):
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     # a forged answer is echoed back in the error message: escaped too
-    r = browser.post("/answer", data={"csrf": csrf_token(team.secret["ann"]), "batch": team.batch.id,
+    r = browser.post("/answer", data={"csrf": csrf_token(browser.cookies.get(COOKIE)), "batch": team.batch.id,
                                       "item_id": "m1", "answer": "<img src=x onerror=alert(1)>"})
     assert r.status_code == 422 and "&lt;img src=x onerror=alert(1)&gt;" in r.text
     assert "<img src=x" not in r.text
@@ -220,3 +223,84 @@ def test_the_server_binds_to_localhost_by_default(tmp_path):
         oracle.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "healthz", timeout=2)
+
+
+# ------------------------------------------------------------------ sessions, limits (issue 14)
+
+
+def test_signing_out_revokes_the_session_on_the_server(team):
+    browser = team.login("ann")
+    sid = browser.cookies.get(COOKIE)
+    page = browser.get("/")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    assert browser.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    replay = TestClient(team.client.app, base_url="http://testserver")
+    replay.cookies.set(COOKIE, sid)  # a copy of the cookie kept from before signing out
+    assert replay.get("/").status_code == 401
+    r = replay.post("/answer", data={"csrf": csrf, "batch": team.batch.id, "item_id": "m1",
+                                     "answer": "spam"})
+    assert r.status_code == 401 and team.rows() == []
+
+
+def test_a_session_ends_with_its_token(team):
+    browser = team.login("ann")
+    assert browser.get("/").status_code == 200
+    team.tokens.create("ann")  # a new token replaces the old one
+    assert browser.get("/").status_code == 401
+    assert browser.get("/api/next").status_code == 401
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_a_large_body_is_refused_before_authentication_and_while_read(team, auth):
+    headers = team.bearer("ann") if auth else {}
+    big = b"x" * (2 * 1024 * 1024)
+    r = team.client.post("/api/answer", content=big,
+                         headers={**headers, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    # no Content-Length (chunked): refused once the bytes read pass the limit
+
+    def chunks():
+        for _ in range(64):
+            yield b"y" * 16384
+
+    r = team.client.post("/api/answer", content=chunks(),
+                         headers={**headers, "Content-Type": "application/json"})
+    assert r.status_code == (413 if auth else 401)  # without a token it is never read at all
+    r = team.client.post("/login", content=chunks(),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+    assert team.rows() == []
+
+
+def test_bad_tokens_spend_a_per_client_budget_then_429_with_retry_after(tmp_path):
+    from oracles.web.guards import FailureBudget
+
+    t = Team(tmp_path)
+    t.client = TestClient(create_app(t.board, t.tokens, failure_budget=FailureBudget(5, 60)),
+                          base_url="http://testserver")
+    for _ in range(5):
+        assert t.client.get("/api/next", headers={"Authorization": "Bearer guess"}).status_code == 401
+    r = t.client.get("/api/next", headers={"Authorization": "Bearer guess"})
+    assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 60
+    # while the budget is spent not even a good token is checked, through any route
+    assert t.client.get("/api/next", headers=t.bearer("ann")).status_code == 429
+    login = t.client.post("/login", data={"token": t.secret["ann"]}, follow_redirects=False)
+    assert login.status_code == 429 and "retry-after" in login.headers
+    assert t.client.post("/api/answer", json={"item_id": "m1", "label": "ham"},
+                         headers=t.bearer("ann")).status_code == 429
+    assert t.rows() == []
+    t.store.close()
+
+
+def test_login_is_a_post_and_refused_from_another_site(team):
+    page = team.client.get(f"/login?token={team.secret['ann']}", follow_redirects=False)
+    assert page.status_code == 200 and "set-cookie" not in page.headers
+    assert 'method="post" action="/login"' in page.text
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        r = team.client.post("/login", data={"token": team.secret["ann"]}, headers=headers,
+                             follow_redirects=False)
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+    ok = team.client.post("/login", data={"token": team.secret["ann"]},
+                          headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+                          follow_redirects=False)
+    assert ok.status_code == 303 and COOKIE in ok.headers["set-cookie"]

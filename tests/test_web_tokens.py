@@ -73,7 +73,7 @@ def test_cli_makes_lists_and_revokes_tokens(tmp_path):
     assert made.exit_code == 0, made.output
     token = made.stdout.strip().splitlines()[0]
     assert TokenStore(tmp_path / "tokens.sqlite").verify(token) == "ann"
-    assert f"http://127.0.0.1:9000/login?token={token}" in made.stderr.replace("\n", "")
+    assert f"http://127.0.0.1:9000/login#token={token}" in made.stderr.replace("\n", "")
     listed = runner.invoke(annotate_app, ["tokens", str(config)])
     assert listed.exit_code == 0 and token not in listed.output
     rows = {line.split()[1]: line for line in listed.stdout.splitlines() if "│ ann" in line

@@ -406,8 +406,18 @@ class MultiUserLoop:
         With ``resume=True`` a stored run continues: finished rounds are read back from the
         store (and re-logged to the tracker if it missed them), the last finished round's model
         is refitted at its stored (s_0, s_1), and an unfinished round is completed with the
-        answers it already has.
+        answers it already has. The loop holds the store's writer lease while it runs, and a
+        resumed store must pass its hash chain first (as :meth:`alloop.loop.ActiveLoop.run`).
         """
+        self.store.take_lease()
+        try:
+            if resume:
+                self.store.require_intact()
+            return self._run(n_rounds, resume)
+        finally:
+            self.store.release_lease()
+
+    def _run(self, n_rounds: int, resume: bool) -> MultiUserResult:
         store = self.store
         if not resume and len(store):
             raise RuntimeError(

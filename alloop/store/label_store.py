@@ -5,8 +5,14 @@ target (see :mod:`alloop.store.connect`); the same queries run on both. Guarante
 
 - each answer is committed in its own transaction before :meth:`LabelStore.append` returns, so
   anything that uses it (the model, a tracker, a progress line) sees a durable answer;
-- answers are never updated or deleted — database triggers refuse it — so a later label for an
-  item (a relabel, a second annotator) adds a row and the history stays;
+- history (answers, requests, assignments, completed rounds) is never updated, deleted or
+  replaced — database triggers refuse it — so a later label for an item (a relabel, a second
+  annotator) adds a row and the history stays;
+- each answer carries a hash chained to the previous one's: :meth:`LabelStore.verify` finds a
+  row changed behind the triggers' back (see :mod:`alloop.store.chain`);
+- one process writes a store at a time: a loop takes the writer lease
+  (:meth:`LabelStore.take_lease`, :mod:`alloop.store.lease`) and a second is refused, naming
+  the first;
 - ``seq`` increases in commit order: a reader never sees an answer appear before one it has
   already read (on PostgreSQL appends to a store take turns, through an advisory lock held for
   their short transaction, as SQLite's single writer does);
@@ -31,34 +37,47 @@ import numpy as np
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError
 
+from alloop.store.chain import GENESIS, ChainBrokenError, answer_hash, first_broken
 from alloop.store.connect import create_engine, parse_target, store_lock
+from alloop.store.lease import StoreLeaseError, WriterLease
 from alloop.store.migrations import prepare
 from oracles.base import Answer
 
 _ANSWER_COLUMNS = "seq, item_id, label, kind, annotator, round, cost, created_at"
 _INSERT_ANSWER = text(
-    "INSERT INTO answers (item_id, label, kind, annotator, round, cost, created_at) "
-    "VALUES (:item_id, :label, :kind, :annotator, :round, :cost, :created_at) RETURNING seq"
+    "INSERT INTO answers (item_id, label, kind, annotator, round, cost, created_at, hash) "
+    "VALUES (:item_id, :label, :kind, :annotator, :round, :cost, :created_at, :hash) RETURNING seq"
 )
+_LAST_HASH = text("SELECT hash FROM answers ORDER BY seq DESC LIMIT 1")
 # Holds other appends to this store (not readers) until this one commits, so an identity value
 # taken earlier is never committed later. An advisory lock keyed by the answers table's oid
 # (one per store, even with many schemas in a database) rather than LOCK TABLE: it needs no
 # privilege beyond INSERT, and does not wait on autovacuum.
 _PG_SERIALISE_APPENDS = "SELECT pg_advisory_xact_lock('answers'::regclass::oid::bigint)"
-_INSERT_REQUEST = text(
-    "INSERT INTO requests (round, item_id, score, requested_at) "
-    "VALUES (:round, :item_id, :score, :at) ON CONFLICT (round, item_id) DO NOTHING"
-)
-_INSERT_ASSIGNMENT = text(
-    "INSERT INTO assignments (round, item_id, annotator, assigned_at) "
-    "VALUES (:round, :item_id, :annotator, :at) "
-    "ON CONFLICT (round, item_id, annotator) DO NOTHING"
-)
+# Requests and assignments are recorded once per key. PostgreSQL: ON CONFLICT DO NOTHING, race
+# free. SQLite: its BEFORE INSERT trigger refuses an existing key (so REPLACE cannot rewrite a
+# row), which would refuse DO NOTHING's conflict too; so skip the existing key in the statement,
+# race free as SQLite writes one transaction at a time.
+_INSERT_ONCE = {
+    ("postgresql", "requests"): text(
+        "INSERT INTO requests (round, item_id, score, requested_at) "
+        "VALUES (:round, :item_id, :score, :at) ON CONFLICT (round, item_id) DO NOTHING"),
+    ("postgresql", "assignments"): text(
+        "INSERT INTO assignments (round, item_id, annotator, assigned_at) "
+        "VALUES (:round, :item_id, :annotator, :at) "
+        "ON CONFLICT (round, item_id, annotator) DO NOTHING"),
+    ("sqlite", "requests"): text(
+        "INSERT INTO requests (round, item_id, score, requested_at) "
+        "SELECT :round, :item_id, :score, :at WHERE NOT EXISTS "
+        "(SELECT 1 FROM requests WHERE round = :round AND item_id = :item_id)"),
+    ("sqlite", "assignments"): text(
+        "INSERT INTO assignments (round, item_id, annotator, assigned_at) "
+        "SELECT :round, :item_id, :annotator, :at WHERE NOT EXISTS (SELECT 1 FROM assignments "
+        "WHERE round = :round AND item_id = :item_id AND annotator = :annotator)"),
+}
 _COMPLETE_ROUND = text(
     "INSERT INTO rounds (round, n_labeled, metrics, completed_at) "
-    "VALUES (:round, :n_labeled, :metrics, :at) "
-    "ON CONFLICT (round) DO UPDATE SET n_labeled = excluded.n_labeled, "
-    "metrics = excluded.metrics, completed_at = excluded.completed_at"
+    "VALUES (:round, :n_labeled, :metrics, :at)"
 )
 _SET_META = text(
     "INSERT INTO meta (key, value) VALUES (:key, :value) "
@@ -121,8 +140,13 @@ class LabelStore:
         where = parse_target(target)
         self.backend = where.backend
         self.path = where.display
+        self.file = (where.url.database or ":memory:") if where.backend == "sqlite" else None
+        if self.file == ":memory:":
+            self.file = None
         self._engine = create_engine(where)
+        self._writer = self._engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         self._lock = store_lock(where)
+        self._lease = WriterLease(self)
         try:
             with self._lock:
                 prepare(self._engine, self.backend, self.path, where.schema)
@@ -141,7 +165,64 @@ class LabelStore:
             raise
 
     def close(self) -> None:
-        self._engine.dispose()
+        """Give back the writer lease (if held) and close the connections."""
+        try:
+            while self._lease.held:
+                self._lease.release()
+        finally:
+            self._engine.dispose()
+
+    # ----------------------------------------------------------------- writer lease
+    def take_lease(self) -> None:
+        """Become the store's one writer, or raise
+        :class:`~alloop.store.lease.StoreLeaseError` naming the process that is.
+
+        Re-entrant; given back by :meth:`release_lease` (as often as taken) or :meth:`close`.
+        A loop takes it before it writes (and ``alloop run`` before it opens MLflow); readers
+        need none.
+
+        Examples
+        --------
+        >>> store = LabelStore(":memory:")
+        >>> store.take_lease(); store.holds_lease
+        True
+        >>> store.close()
+        """
+        self._lease.acquire()
+
+    def release_lease(self) -> None:
+        self._lease.release()
+
+    @property
+    def holds_lease(self) -> bool:
+        return self._lease.held
+
+    # ----------------------------------------------------------------- tamper evidence
+    def verify(self) -> tuple[int, str] | None:
+        """Recompute the answers' hash chain: the first row that does not match, as
+        ``(seq, reason)``, or None when every row does.
+
+        Examples
+        --------
+        >>> store = LabelStore(":memory:")
+        >>> _ = store.append(Answer("a", 1), round=0)
+        >>> store.verify() is None
+        True
+        """
+        rows = self._read(f"SELECT {_ANSWER_COLUMNS}, hash FROM answers ORDER BY seq")
+        return first_broken(rows)
+
+    def require_intact(self) -> None:
+        """Raise :class:`~alloop.store.chain.ChainBrokenError` naming the first answer that
+        does not match the hash chain (what ``--resume`` does before it trains)."""
+        broken = self.verify()
+        if broken is not None:
+            seq, reason = broken
+            raise ChainBrokenError(
+                f"label store {self.path} fails its hash chain at answer seq {seq}: {reason}. "
+                "It is not trained on. See which rows with `alloop labels verify STORE`; restore "
+                "the store from a backup, or start a new store from `alloop labels export`."
+            )
 
     def __enter__(self) -> LabelStore:
         return self
@@ -185,9 +266,17 @@ class LabelStore:
             "cost": answer.cost,
             "created_at": time.time(),
         }
-        with self._lock, self._engine.begin() as conn:
+        # SQLite: BEGIN IMMEDIATE takes the write lock before the last hash is read, so no other
+        # connection appends between the read and the insert.
+        with self._lock, self._writer.begin() as conn:
             if self.backend == "postgresql":
                 conn.exec_driver_sql(_PG_SERIALISE_APPENDS)
+                if self._lease.held:
+                    self._lease.check(conn)
+            last = conn.execute(_LAST_HASH).scalar()
+            row["hash"] = answer_hash(last or GENESIS, row["item_id"], row["label"], row["kind"],
+                                      row["annotator"], row["round"], row["cost"],
+                                      row["created_at"])
             seq = conn.execute(_INSERT_ANSWER, row).scalar_one()
         return int(seq)
 
@@ -244,7 +333,7 @@ class LabelStore:
                  "at": now} for i, s in zip(item_ids, scores, strict=True)]
         if rows:
             with self._lock, self._engine.begin() as conn:
-                conn.execute(_INSERT_REQUEST, rows)
+                conn.execute(_INSERT_ONCE[self.backend, "requests"], rows)
 
     def record_assignments(self, round: int, assignment: dict[str, Iterable[str]]) -> None:
         """Persist which annotators an item of a round was given to, before they are asked."""
@@ -253,7 +342,7 @@ class LabelStore:
                 for i, people in assignment.items() for a in people]
         if rows:
             with self._lock, self._engine.begin() as conn:
-                conn.execute(_INSERT_ASSIGNMENT, rows)
+                conn.execute(_INSERT_ONCE[self.backend, "assignments"], rows)
 
     def assignments(self, round: int) -> dict[str, list[str]]:
         """item id → annotators it was assigned to in a round."""
@@ -282,8 +371,12 @@ class LabelStore:
 
     # ----------------------------------------------------------------- rounds
     def complete_round(self, round: int, n_labeled: int, metrics: dict[str, float]) -> None:
-        """Mark a round finished (after its answers are stored and tracked)."""
+        """Mark a round finished (after its answers are stored and tracked). Once: a completed
+        round is history, so completing it again raises ValueError."""
         with self._lock, self._engine.begin() as conn:
+            if conn.execute(text("SELECT 1 FROM rounds WHERE round = :r"), {"r": int(round)}).first():
+                raise ValueError(f"round {round} of label store {self.path} is already complete; "
+                                 "completed rounds are history and are not rewritten")
             conn.execute(_COMPLETE_ROUND, {"round": int(round), "n_labeled": int(n_labeled),
                                            "metrics": json.dumps(metrics), "at": time.time()})
 
@@ -325,6 +418,23 @@ def store_exists(target: str | Path) -> bool:
         engine.dispose()
 
 
+def _refuse_if_written(path: str) -> None:
+    """A SQLite store whose writer lease another process holds is not removed under it."""
+    from filelock import FileLock, Timeout
+
+    if not Path(f"{path}.lock").exists():
+        return
+    lock = FileLock(f"{path}.lock", timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StoreLeaseError(
+            f"label store {path} is being written by another process; it is not removed. Stop "
+            "that run first (or wait for it to end)."
+        ) from None
+    lock.release()
+
+
 def remove_store(target: str | Path) -> None:
     """Delete the label store at ``target`` with all its history (absent: nothing happens).
 
@@ -335,7 +445,8 @@ def remove_store(target: str | Path) -> None:
     if where.backend == "sqlite":
         path = where.url.database or ":memory:"
         if path != ":memory:":
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            _refuse_if_written(path)
+            for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
     engine = create_engine(where)
@@ -346,6 +457,7 @@ def remove_store(target: str | Path) -> None:
             else:
                 conn.exec_driver_sql(
                     "DROP TABLE IF EXISTS answers, requests, assignments, rounds, meta")
-                conn.exec_driver_sql("DROP FUNCTION IF EXISTS answers_append_only()")
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS answers_append_only()")  # version 2
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS alloop_append_only()")
     finally:
         engine.dispose()

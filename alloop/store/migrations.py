@@ -20,7 +20,18 @@ from collections.abc import Callable
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
 
-from alloop.store.schema import CREATE, SCHEMA_VERSION, sqlite_assignments, sqlite_requests
+from alloop.store.chain import GENESIS, answer_hash
+from alloop.store.schema import (
+    CREATE,
+    HISTORY,
+    PG_FUNCTION,
+    SCHEMA_VERSION,
+    pg_trigger,
+    sqlite_answers,
+    sqlite_assignments,
+    sqlite_requests,
+    sqlite_triggers,
+)
 
 
 class SchemaVersionError(RuntimeError):
@@ -42,10 +53,57 @@ def _sqlite_1_to_2(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {name}_v2 RENAME TO {name}")
 
 
+_FIELDS = "seq, item_id, label, kind, annotator, round, cost, created_at"
+
+
+def _chained(conn: Connection) -> list[dict]:
+    """The answers in seq order with the hash chain computed over them."""
+    rows, previous = [], GENESIS
+    for seq, *fields in conn.exec_driver_sql(f"SELECT {_FIELDS} FROM answers ORDER BY seq"):
+        previous = answer_hash(previous, *fields)
+        rows.append({"seq": seq, "hash": previous})
+    return rows
+
+
+def _sqlite_2_to_3(conn: Connection) -> None:
+    """Answers get their hash chain (the table is rebuilt: its triggers forbid UPDATE), and every
+    history table gets the append-only triggers."""
+    hashes = {r["seq"]: r["hash"] for r in _chained(conn)}
+    conn.exec_driver_sql(sqlite_answers("answers_v3"))
+    for seq, *fields in conn.exec_driver_sql(f"SELECT {_FIELDS} FROM answers ORDER BY seq").fetchall():
+        conn.exec_driver_sql(
+            f"INSERT INTO answers_v3 ({_FIELDS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, *fields, hashes[seq]),
+        )
+    conn.exec_driver_sql("DROP TABLE answers")  # its triggers and indexes go with it
+    conn.exec_driver_sql("ALTER TABLE answers_v3 RENAME TO answers")
+    conn.exec_driver_sql("CREATE INDEX answers_item ON answers (item_id)")
+    conn.exec_driver_sql("CREATE INDEX answers_round ON answers (round)")
+    for table in HISTORY:
+        for statement in sqlite_triggers(table):
+            conn.exec_driver_sql(statement)
+
+
+def _postgresql_2_to_3(conn: Connection) -> None:
+    """Answers get their hash chain; one append-only trigger function for every history table."""
+    conn.exec_driver_sql("ALTER TABLE answers ADD COLUMN hash TEXT")
+    conn.exec_driver_sql("ALTER TABLE answers DISABLE TRIGGER answers_append_only")
+    for row in _chained(conn):
+        conn.execute(text("UPDATE answers SET hash = :hash WHERE seq = :seq"), row)
+    conn.exec_driver_sql("ALTER TABLE answers ALTER COLUMN hash SET NOT NULL")
+    conn.exec_driver_sql("DROP TRIGGER answers_append_only ON answers")
+    conn.exec_driver_sql("DROP FUNCTION answers_append_only()")
+    conn.exec_driver_sql(PG_FUNCTION)
+    for table in HISTORY:
+        conn.exec_driver_sql(pg_trigger(table))
+
+
 #: (backend, version) → the step that turns a store at that version into version + 1.
 #: PostgreSQL stores began at version 2.
 MIGRATIONS: dict[tuple[str, int], Callable[[Connection], None]] = {
     ("sqlite", 1): _sqlite_1_to_2,
+    ("sqlite", 2): _sqlite_2_to_3,
+    ("postgresql", 2): _postgresql_2_to_3,
 }
 
 
@@ -96,8 +154,10 @@ def prepare(engine: Engine, backend: str, where: str, schema: str | None = None)
     with engine.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin() as conn:
         if backend == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('alloop label store schema'))"))
-            if schema:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            exists = conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"),
+                                  {"s": schema}).fetchone() if schema else True
+            if not exists:  # a role that may only read and insert need not create schemas
+                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         found = stored_version(conn, backend)
         if found is None:
             for statement in CREATE[backend]:

@@ -2,16 +2,21 @@
 
 Who is asking
     Every route but ``/login``, ``/healthz`` and ``/static`` needs an annotator token: in an
-    ``Authorization: Bearer <token>`` header (scripts, API clients), or in the session cookie
-    that ``/login`` sets for browsers (``HttpOnly``, ``SameSite=Strict``; ``Secure`` behind
-    HTTPS). The token is checked against the token file on every request, so a revoked token
-    stops working at once. No valid token: 401.
+    ``Authorization: Bearer <token>`` header (scripts, API clients), or through the session
+    that ``POST /login`` opens for browsers: the cookie (``HttpOnly``, ``SameSite=Strict``;
+    ``Secure`` behind HTTPS) holds a random session id, kept on the server with the token
+    (:mod:`oracles.web.guards`). The token is checked against the token file on every request,
+    so a revoked token stops working at once, sessions included; signing out ends the session.
+    No valid token: 401. A client that sends too many bad tokens gets 429 with ``Retry-After``.
+    A body over :data:`MAX_BODY` is refused with 413 while it is read, before anything else.
 
 Forged requests
     A form posted with the session cookie must carry the page's CSRF token (an HMAC of the
-    session token, so another site cannot know it) and, when the browser sends one, an
-    ``Origin`` of this server; JSON posts with the cookie send it as ``X-CSRF-Token``. Bearer
-    requests need neither: browsers never add that header on their own.
+    session id, so another site cannot know it) and, when the browser sends one, an ``Origin``
+    of this server; JSON posts with the cookie send it as ``X-CSRF-Token``. Bearer requests
+    need neither: browsers never add that header on their own. Signing in is a POST with the
+    token in the body, refused from another origin (no login CSRF); ``GET /login`` only shows
+    the form.
 
 What comes back
     Pages are built by :mod:`oracles.web.page`, which escapes every value; a strict
@@ -35,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 
 from oracles.web import page
 from oracles.web.board import Board, Refusal, View
+from oracles.web.guards import BodyLimit, FailureBudget, Sessions
 from oracles.web.tokens import TokenStore
 
 COOKIE = "alloop_session"
@@ -53,13 +59,33 @@ SECURITY_HEADERS = {
 }
 
 
-def csrf_token(session_token: str) -> str:
-    """The CSRF token of a session: an HMAC keyed by the session's (secret) token."""
-    return hmac.new(session_token.encode("utf-8"), b"alloop-csrf-v1", hashlib.sha256).hexdigest()
+def _body(kind: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """An OpenAPI request body (the routes read bodies themselves, to give people's messages)."""
+    return {"requestBody": {"required": True, "content": {kind: {"schema": {
+        "type": "object", "properties": properties, "required": required}}}}}
+
+
+_FORM = "application/x-www-form-urlencoded"
+_TEXT = {"type": "string"}
+_ANY = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+ANSWER_JSON = _body("application/json", {"item_id": _TEXT, "label": _ANY, "batch": _TEXT},
+                    ["item_id", "label"])
+UNDO_JSON = _body("application/json", {"batch": _TEXT}, [])
+LOGIN_FORM = _body(_FORM, {"token": _TEXT}, ["token"])
+ANSWER_FORM = _body(_FORM, {"csrf": _TEXT, "batch": _TEXT, "item_id": _TEXT, "answer": _TEXT},
+                    ["item_id", "answer"])
+CSRF_FORM = _body(_FORM, {"csrf": _TEXT, "batch": _TEXT}, [])
+
+
+def csrf_token(secret: str) -> str:
+    """The CSRF token of a session: an HMAC keyed by the session's secret (its id, or the
+    Bearer token)."""
+    return hmac.new(secret.encode("utf-8"), b"alloop-csrf-v1", hashlib.sha256).hexdigest()
 
 
 class _Caller:
-    """An authenticated request: who, how (``bearer`` or ``cookie``), and its session token."""
+    """An authenticated request: who, how (``bearer`` or ``cookie``), and its secret (the
+    session id, or the Bearer token)."""
 
     def __init__(self, annotator: str, via: str, token: str) -> None:
         self.annotator, self.via, self.token = annotator, via, token
@@ -69,9 +95,33 @@ class _Caller:
         return csrf_token(self.token)
 
 
-def create_app(board: Board, tokens: TokenStore) -> FastAPI:
-    """The annotation app over ``board``, authenticating with ``tokens``."""
-    app = FastAPI(title="alloop annotation", docs_url=None, redoc_url=None, openapi_url=None)
+def create_app(board: Board, tokens: TokenStore, *, failure_budget: FailureBudget | None = None,
+               openapi: bool = False) -> FastAPI:
+    """The annotation app over ``board``, authenticating with ``tokens``.
+
+    ``failure_budget`` limits bad tokens per client (default: 20 a minute); ``openapi`` serves
+    the schema at ``/openapi.json`` (for the API fuzz tests; off when the loop serves the page).
+    """
+    app = FastAPI(title="alloop annotation", docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json" if openapi else None)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    sessions = Sessions()
+    budget = failure_budget or FailureBudget()
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def checked_token(request: Request, token: str) -> str | None:
+        """The token's annotator, within the client's failure budget (429 beyond it)."""
+        client = client_of(request)
+        wait = budget.retry_after(client)
+        if wait is not None:
+            raise Refusal(429, f"too many bad tokens from this address; try again in {wait} s",
+                          retry_after=wait)
+        annotator = tokens.verify(token)
+        if annotator is None:
+            budget.fail(client)
+        return annotator
 
     @app.middleware("http")
     async def security_headers(
@@ -89,20 +139,26 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Refusal(401, "the Authorization header must be 'Bearer <token>'")
-            via, token = "bearer", token.strip()
+            via, secret, token = "bearer", token.strip(), token.strip()
         else:
-            token = request.cookies.get(COOKIE) or ""
+            secret = request.cookies.get(COOKIE) or ""
             via = "cookie"
-            if not token:
-                raise Refusal(401, "sign in with your annotator token")
-        annotator = tokens.verify(token)
+            session = sessions.get(secret) if secret else None
+            if session is None:
+                raise Refusal(401, "sign in with your annotator token" if not secret else
+                              "your session has ended (signed out, or the page restarted); "
+                              "sign in again")
+            token = session.token
+        annotator = checked_token(request, token)
         if annotator is None:
+            if via == "cookie":
+                sessions.close(secret)
             raise Refusal(401, "the token is not valid (wrong, or revoked); sign in with your "
                                "current token")
         if annotator not in board.annotators:
             raise Refusal(403, f"annotator {annotator!r} has a token but is not an annotator of "
                                f"this run (annotators: {', '.join(board.annotators)})")
-        return _Caller(annotator, via, token)
+        return _Caller(annotator, via, secret)
 
     def check_origin(request: Request) -> None:
         origin = request.headers.get("origin")
@@ -147,8 +203,9 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         return HTMLResponse(page.annotate_page(view, board.choices, caller.csrf, error, notice),
                             status_code=status)
 
-    def login_response(status: int, message: str | None) -> HTMLResponse:
-        return HTMLResponse(page.login_page(message), status_code=status)
+    def login_response(status: int, message: str | None, exc: Refusal | None = None) -> HTMLResponse:
+        return HTMLResponse(page.login_page(message), status_code=status,
+                            headers=_retry_header(exc))
 
     def view_json(view: View) -> dict[str, Any]:
         return {
@@ -160,7 +217,8 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         }
 
     def refused(exc: Refusal) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status,
+                            headers=_retry_header(exc))
 
     # ------------------------------------------------------------ open routes
     @app.get("/healthz")
@@ -176,26 +234,31 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         return Response(page.STYLE, media_type="text/css")
 
     def sign_in(request: Request, token: str) -> Response:
-        annotator = tokens.verify(token.strip())
+        try:
+            annotator = checked_token(request, token.strip())
+        except Refusal as exc:
+            return login_response(exc.status, exc.message, exc)
         if annotator is None:
             return login_response(401, "that token is not valid (wrong, or revoked)")
         if annotator not in board.annotators:
             return login_response(403, f"annotator {annotator!r} is not an annotator of this run")
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/")
+        response.set_cookie(COOKIE, sessions.open(annotator, token.strip()), httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
         return response
 
     @app.get("/login")
-    def login_form(request: Request, token: str | None = None) -> Response:
-        # A link with ?token= signs in and redirects at once, so the token leaves the address bar.
-        if token:
-            return sign_in(request, token)
+    def login_form() -> Response:
+        # Only the form: a GET that signed in would let another site sign a visitor in under
+        # its own token (login CSRF). A link's #token= fragment only fills the form in.
         return login_response(200, None)
 
-    @app.post("/login")
+    @app.post("/login", openapi_extra=LOGIN_FORM)
     async def login(request: Request) -> Response:
         try:
+            if request.headers.get("sec-fetch-site") == "cross-site":
+                raise Refusal(403, "sign in from this page, not from another site")
+            check_origin(request)
             form = await read_form(request)
         except Refusal as exc:
             return login_response(exc.status, exc.message)
@@ -207,7 +270,8 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         try:
             caller = identify(request)
         except Refusal as exc:
-            return login_response(exc.status, exc.message if request.cookies.get(COOKIE) else None)
+            shown = exc.message if request.cookies.get(COOKIE) or exc.status == 429 else None
+            return login_response(exc.status, shown, exc)
         return render(caller)
 
     async def page_post(request: Request, act: Callable[[_Caller, dict[str, str]], str | None]
@@ -215,7 +279,7 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         try:
             caller = await run_in_threadpool(identify, request)
         except Refusal as exc:
-            return login_response(exc.status, exc.message)
+            return login_response(exc.status, exc.message, exc)
         try:
             form = await read_form(request)
             check_csrf(request, caller, form.get("csrf"))
@@ -226,7 +290,7 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
             return RedirectResponse("/", status_code=303)
         return render(caller, 200, notice=notice)
 
-    @app.post("/answer")
+    @app.post("/answer", openapi_extra=ANSWER_FORM)
     async def answer(request: Request) -> Response:
         def act(caller: _Caller, form: dict[str, str]) -> None:
             if "item_id" not in form or "answer" not in form:
@@ -235,7 +299,7 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
 
         return await page_post(request, act)
 
-    @app.post("/undo")
+    @app.post("/undo", openapi_extra=CSRF_FORM)
     async def undo(request: Request) -> Response:
         def act(caller: _Caller, form: dict[str, str]) -> str:
             item = board.undo(caller.annotator, form.get("batch") or None)
@@ -244,14 +308,16 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
 
         return await page_post(request, act)
 
-    @app.post("/logout")
+    @app.post("/logout", openapi_extra=CSRF_FORM)
     async def logout(request: Request) -> Response:
         try:
             caller = await run_in_threadpool(identify, request)
             form = await read_form(request)
             check_csrf(request, caller, form.get("csrf"))
         except Refusal as exc:
-            return login_response(exc.status, exc.message)
+            return login_response(exc.status, exc.message, exc)
+        if caller.via == "cookie":
+            sessions.close(caller.token)  # the id is dead even if a copy of the cookie is kept
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -305,7 +371,7 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         except Refusal as exc:
             return refused(exc)
 
-    @app.post("/api/answer")
+    @app.post("/api/answer", openapi_extra=ANSWER_JSON)
     async def api_answer(request: Request) -> Response:
         def act(caller: _Caller, data: dict[str, Any]) -> dict[str, Any]:
             if "item_id" not in data or "label" not in data:
@@ -319,7 +385,7 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
 
         return await api_post(request, act)
 
-    @app.post("/api/undo")
+    @app.post("/api/undo", openapi_extra=UNDO_JSON)
     async def api_undo(request: Request) -> Response:
         def act(caller: _Caller, data: dict[str, Any]) -> dict[str, Any]:
             batch = data.get("batch")
@@ -328,3 +394,8 @@ def create_app(board: Board, tokens: TokenStore) -> FastAPI:
         return await api_post(request, act)
 
     return app
+
+
+def _retry_header(exc: Refusal | None) -> dict[str, str] | None:
+    wait = None if exc is None else exc.retry_after
+    return {"Retry-After": str(wait)} if wait is not None else None

@@ -33,10 +33,11 @@ SKIP, UNSURE = "skip", "unsure"
 class Refusal(Exception):
     """An answer or request the board will not take: an HTTP status and a message for people."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds, for a 429
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,7 @@ class WebOracle:
                                show_score=show_score)
         self.board = Board(ids, AnswerParser(classes, task), display)
         self.on_assign: Callable[[dict[str, tuple[str, ...]]], None] | None = None
+        self._kept: dict[str, tuple[str, ...]] = {}
         self.assignment: dict[str, tuple[str, ...]] = {}
         self.url: str | None = None
         self.timed_out = False
@@ -231,6 +232,11 @@ class WebOracle:
         """End the current wait now (safe from another thread)."""
         self._stop.set()
 
+    def keep_assignment(self, assignment: dict[str, Sequence[str]]) -> None:
+        """Give the next batch's items named here to exactly these annotators (a resumed round
+        asks only the assignments that have no answer yet)."""
+        self._kept = {str(i): tuple(people) for i, people in assignment.items()}
+
     # ----------------------------------------------------------------- asking
     def request(
         self, queries: Sequence[Query], on_answer: AnswerSink | None = None
@@ -244,8 +250,12 @@ class WebOracle:
             return []
         self.start()
         round_ = queries[0].round
-        self.assignment = self.policy.assign([q.item_id for q in queries], self.annotators,
-                                             self.k, round_)
+        kept, self._kept = self._kept, {}  # a resumed round: the assignments still unanswered
+        self.assignment = {
+            **self.policy.assign([q.item_id for q in queries if q.item_id not in kept],
+                                 self.annotators, self.k, round_),
+            **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept},
+        }
         if self.on_assign is not None:
             self.on_assign(dict(self.assignment))
         batch = self.board.open(queries, self.assignment, on_answer, self.min_share)

@@ -171,6 +171,13 @@ def message_page(title: str, message: str) -> str:
 SCRIPT = r"""
 "use strict";
 (function () {
+  // A sign-in link ends in #token=...: the fragment never reaches a server. Fill the form with
+  // it and clear it from the address; the person still presses "Sign in" (no login CSRF).
+  var field = document.getElementById("token");
+  if (field && location.hash.indexOf("#token=") === 0) {
+    field.value = decodeURIComponent(location.hash.slice(7));
+    history.replaceState(null, "", location.pathname);
+  }
   // Keyboard shortcuts: 1-9 the labels, s skip, u unsure, z undo (not while typing a number).
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
