@@ -487,6 +487,7 @@ class ActiveLoop:
         X_unl = pool.features(unlabeled)
         t0 = time.perf_counter()
         context = self._context(round_)
+        context["batch_size"] = k  # batch strategies (badge, batchbald, …) pick k jointly
         if self.scoring is None:
             scores = self.strategy.score(model, X_unl, **context)
         else:

@@ -2,7 +2,8 @@
 
 ``score(model, X_pool, **context) -> np.ndarray`` returns one finite float per pool row;
 higher means "ask first". ``context`` may hold ``X_labeled``, ``y_labeled``, ``X_val``,
-``y_val`` and ``rng`` (a ``numpy.random.Generator``); a scorer takes what it needs and
+``y_val``, ``rng`` (a ``numpy.random.Generator``) and ``batch_size`` (the number of items the
+round will pick, for strategies that choose a batch jointly); a scorer takes what it needs and
 ignores the rest through ``**_``.
 
 A strategy whose score of a row depends on nothing but that row and per-round state may also
@@ -96,6 +97,7 @@ class Strategy:
         model = model_from_learner(learner, self)
         context = {**context_from_learner(learner), **kwargs}
         rng = context.setdefault("rng", np.random.default_rng(0))
+        context.setdefault("batch_size", n_instances)
         scores = self.score(model, X_pool, **context)
         index = select_batch(
             scores, n_instances, self.batch, X_pool=X_pool,
