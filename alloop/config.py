@@ -94,6 +94,14 @@ class StrategyConfig(_Section):
             )
         return name
 
+    @model_validator(mode="after")
+    def _known_options(self) -> StrategyConfig:
+        import strategies
+
+        # the strategy's own options model: a misspelt or bad option stops `alloop run` here
+        strategies.get(self.name).check_options(self.params)
+        return self
+
 
 class TargetConfig(_Section):
     metric: str

@@ -210,7 +210,8 @@ class ActiveLoop:
         self.target = target
         self.stabilize = stabilize
         self.batch_rule = batch_rule or self.strategy.batch
-        self.strategy_params = dict(strategy_params or {})
+        # unknown options, bad values and context keys (rng, X_val, ...) fail here, not in round 1
+        self.strategy_params = self.strategy.check_options(strategy_params or {})
         self.regularity = regularity
         if label_rule not in ("latest", "majority", "dawid-skene"):
             raise ValueError(
@@ -487,7 +488,7 @@ class ActiveLoop:
         X_unl = pool.features(unlabeled)
         t0 = time.perf_counter()
         context = self._context(round_)
-        context["batch_size"] = k  # batch strategies (badge, batchbald, …) pick k jointly
+        context["n_instances"] = k  # batch strategies (badge, batchbald, …) pick k jointly
         if self.scoring is None:
             scores = self.strategy.score(model, X_unl, **context)
         else:

@@ -1,9 +1,9 @@
 """Batch strategies as scores: a greedy pick order turned into scores that top-k reproduces.
 
 BADGE, BatchBALD, TypiClust and ProbCover choose a batch jointly, one greedy pick after the
-other. Their scorers compute the first ``batch_size`` picks (``batch_size`` is in the loop's
-context) and return :func:`order_scores`, so the default ``topk`` rule takes exactly those
-picks, in order. Without ``batch_size`` in the context a single pick is made.
+other. Their scorers compute the first ``n_instances`` picks (``n_instances`` is in the
+loop's context) and return :func:`order_scores`, so the default ``topk`` rule takes exactly
+those picks, in order. Without ``n_instances`` in the context a single pick is made.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ def order_scores(order: Any, n: int) -> np.ndarray:
     return scores
 
 
-def batch_size(context: Mapping[str, Any], n: int) -> int:
-    """The number of picks to make: the context's ``batch_size`` (default 1), at most ``n``."""
-    k = int(context.get("batch_size") or 1)
+def n_picks(context: Mapping[str, Any], n: int) -> int:
+    """The number of picks to make: the context's ``n_instances`` (default 1), at most ``n``."""
+    k = int(context.get("n_instances") or 1)
     if k < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {k}")
+        raise ValueError(f"n_instances must be a positive integer; got {k}")
     return min(k, n)

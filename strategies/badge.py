@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from strategies._order import batch_size, order_scores
+from strategies._order import n_picks, order_scores
 from strategies.registry import strategy
 
 
@@ -101,5 +101,5 @@ def badge_scores(
 ) -> np.ndarray:
     rng = np.random.default_rng(0) if rng is None else rng
     n = X_pool.shape[0]
-    order = kmeanspp_order(gradient_embedding(model, X_pool), batch_size(context, n), rng)
+    order = kmeanspp_order(gradient_embedding(model, X_pool), n_picks(context, n), rng)
     return order_scores(order, n)

@@ -14,10 +14,20 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field
 from scipy.special import xlogy
 
+from strategies.base import StrategyOptions
 from strategies.committee import aligned_proba, bootstrap_committee, class_set
 from strategies.registry import strategy
+
+
+class PosteriorOptions(StrategyOptions):
+    """Options of the strategies that sample the posterior (bald, batchbald, epig)."""
+
+    n_samples: int = Field(
+        20, ge=2, strict=True, description="MC-dropout passes, or bootstrap committee members"
+    )
 
 
 @runtime_checkable
@@ -84,6 +94,7 @@ def posterior_probas(
     "bald",
     "BALD: mutual information of label and model, from MC dropout or a bootstrap committee.",
     needs=("classification", "proba", "labeled"),
+    options=PosteriorOptions,
 )
 def bald_scores(
     model: Any,

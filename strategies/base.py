@@ -1,10 +1,18 @@
 """A strategy is a small scoring function, usable in alloop's loop and as a modAL strategy.
 
 ``score(model, X_pool, **context) -> np.ndarray`` returns one finite float per pool row;
-higher means "ask first". ``context`` may hold ``X_labeled``, ``y_labeled``, ``X_val``,
-``y_val``, ``rng`` (a ``numpy.random.Generator``) and ``batch_size`` (the number of items the
-round will pick, for strategies that choose a batch jointly); a scorer takes what it needs and
-ignores the rest through ``**_``.
+higher means "ask first". ``context`` may hold the :data:`CONTEXT_KEYS` -- ``X_labeled``,
+``y_labeled``, ``X_val``, ``y_val``, ``rng`` (a ``numpy.random.Generator``), ``y_pool`` and
+``n_instances`` (the number of items the round picks, for strategies that choose a batch
+jointly) --; a scorer takes what it needs and ignores the rest through ``**_``.
+
+A strategy's *options* (``strategy.params`` in a config) are declared as a pydantic model
+(:attr:`Strategy.options`, ``extra="forbid"``). :meth:`Strategy.score` splits its keyword
+arguments into context keys and options and validates the options, so a misspelt name or a bad
+value raises :class:`StrategyOptionsError` naming the strategy, the option, the value and the
+valid names, instead of being swallowed by the scorer's ``**_``. The scorer is called as
+``scorer(model, X_pool, **context, **validated_options)``, every option present (defaults
+filled in), so the options model is the one place a default lives.
 
 A strategy whose score of a row depends on nothing but that row and per-round state may also
 be split in two: ``prepare(model, **context) -> state`` (the per-round work: a tangent, a
@@ -17,11 +25,12 @@ pool) have no such split: their score of a row depends on the other rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 Scorer = Callable[..., np.ndarray]
 
@@ -32,6 +41,73 @@ ScoreRows = Callable[[Any, Any], np.ndarray]
 
 #: Capabilities a scorer may require of the model.
 NEEDS = ("proba", "gradients", "labeled", "validation", "regression", "classification")
+
+#: The keyword arguments a caller supplies as data, never as options: the loop passes the
+#: labeled set, the validation split and the round's generator; ``y_pool`` (one label per pool
+#: row, for the "labeled" variants) comes from Python callers. An options model may not
+#: declare a field of these names, and ``strategy.params`` cannot set them.
+CONTEXT_KEYS = ("X_labeled", "y_labeled", "X_val", "y_val", "rng", "y_pool", "n_instances")
+
+
+class StrategyOptionsError(ValueError):
+    """A strategy option that is unknown, has a bad value, or names a context key."""
+
+
+class StrategyOptions(BaseModel):
+    """Base of the strategies' options models: unknown names are refused, values checked.
+
+    Examples
+    --------
+    >>> from typing import Literal
+    >>> class MarginOptions(StrategyOptions):
+    ...     scale: Literal["raw", "log"] = "raw"
+    >>> MarginOptions(scale="log").scale
+    'log'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _option_problem(strategy: str, error: dict[str, Any], valid: str) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        return (f"strategy {strategy!r}: unknown option {where!r} (got {error.get('input')!r}); "
+                f"valid options: {valid}")
+    message = error["msg"].removeprefix("Value error, ")
+    return f"strategy {strategy!r}: option {where}: {message} (got {error.get('input')!r}); " \
+        f"valid options: {valid}"
+
+
+def validate_options(
+    name: str, options: type[BaseModel] | None, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``params`` checked against a strategy's options model; every option, defaults filled.
+
+    Raises :class:`StrategyOptionsError` naming the strategy, the option, the bad value and
+    the valid names: for an unknown option, a bad value, a context key (:data:`CONTEXT_KEYS`)
+    or any option at all when ``options`` is None.
+    """
+    params = dict(params)
+    valid = ", ".join(options.model_fields) if options is not None else "(none)"
+    context = [k for k in params if k in CONTEXT_KEYS]
+    if context:
+        raise StrategyOptionsError(
+            f"strategy {name!r}: {', '.join(map(repr, context))} cannot be set as an option: "
+            f"the loop supplies it (context keys: {', '.join(CONTEXT_KEYS)}); valid options: "
+            f"{valid}"
+        )
+    if options is None:
+        if params:
+            shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            raise StrategyOptionsError(
+                f"strategy {name!r} takes no options (got {shown}); remove strategy.params"
+            )
+        return {}
+    try:
+        return dict(options.model_validate(params))
+    except ValidationError as exc:
+        problems = [_option_problem(name, e, valid) for e in exc.errors()]
+        raise StrategyOptionsError("; ".join(problems)) from None
 
 
 @dataclass(frozen=True)
@@ -52,6 +128,46 @@ class Strategy:
     prepare: Prepare | None = None
     #: the per-row half of a row-wise split: ``score_rows(prepare(model, **ctx), X)``.
     score_rows: ScoreRows | None = None
+    #: the options model (a pydantic ``BaseModel`` with ``extra="forbid"``); None: no options.
+    options: type[BaseModel] | None = None
+
+    def check_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The validated options: every declared option, ``params`` over the defaults.
+
+        Raises
+        ------
+        StrategyOptionsError
+            For an unknown option, a bad value or a context key, naming the strategy, the
+            option, the bad value and the valid option names.
+
+        Examples
+        --------
+        >>> import strategies
+        >>> strategies.get("sld").check_options({"tangent_method": "cg"})["tangent_method"]
+        'cg'
+        >>> strategies.get("sld").check_options({"tangent_metod": "cg"})
+        Traceback (most recent call last):
+        ...
+        strategies.base.StrategyOptionsError: strategy 'sld': unknown option 'tangent_metod' (got 'cg'); valid options: variant, tangent_method, damping, batch_size
+        """
+        return validate_options(self.name, self.options, params)
+
+    def arguments(self, **kwargs: Any) -> dict[str, Any]:
+        """The keyword arguments the scorer (or ``prepare``) gets for a call with ``kwargs``.
+
+        Context keys pass through unchanged; everything else is validated as options
+        (:meth:`check_options`), defaults filled in. Validated options validate again to
+        themselves, so a caller may pass the result of :meth:`check_options` on.
+        """
+        context = {k: v for k, v in kwargs.items() if k in CONTEXT_KEYS}
+        params = {k: v for k, v in kwargs.items() if k not in CONTEXT_KEYS}
+        return {**context, **self.check_options(params)}
+
+    def prepare_state(self, model: Any, **kwargs: Any) -> Any:
+        """``prepare(model, **arguments)``: the per-round state, options validated."""
+        if self.prepare is None:
+            raise ValueError(f"strategy {self.name!r} has no row-wise split (prepare/score_rows)")
+        return self.prepare(model, **self.arguments(**kwargs))
 
     @property
     def row_wise(self) -> bool:
@@ -60,10 +176,11 @@ class Strategy:
 
     def score(self, model: Any, X_pool: Any, **context: Any) -> np.ndarray:
         """Scores for every row of ``X_pool`` (higher = ask first)."""
+        arguments = self.arguments(**context)  # bad options fail before any work
         n = X_pool.shape[0]
         if n == 0:
             raise ValueError("the pool is empty: there is nothing left to score")
-        return self.check_scores(self.scorer(model, X_pool, **context), n)
+        return self.check_scores(self.scorer(model, X_pool, **arguments), n)
 
     def check_scores(self, scores: Any, n: int) -> np.ndarray:
         """``scores`` as a float64 vector of ``n`` finite values, or a clear error.
@@ -97,7 +214,7 @@ class Strategy:
         model = model_from_learner(learner, self)
         context = {**context_from_learner(learner), **kwargs}
         rng = context.setdefault("rng", np.random.default_rng(0))
-        context.setdefault("batch_size", n_instances)
+        context.setdefault("n_instances", n_instances)
         scores = self.score(model, X_pool, **context)
         index = select_batch(
             scores, n_instances, self.batch, X_pool=X_pool,

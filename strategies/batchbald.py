@@ -18,10 +18,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from strategies._order import batch_size, order_scores
-from strategies.bald import entropy, posterior_probas
+from strategies._order import n_picks, order_scores
+from strategies.bald import PosteriorOptions, entropy, posterior_probas
 from strategies.registry import strategy
+
+
+class BatchBALDOptions(PosteriorOptions):
+    """BatchBALD's options: the posterior samples, and when to sample label configurations."""
+
+    max_configs: int = Field(
+        1024, ge=1, strict=True, description="exact joint entropy up to this many configurations"
+    )
+    n_configs: int = Field(1024, ge=1, strict=True, description="sampled configurations beyond")
 
 
 def _joint_entropy(P: np.ndarray, probas: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
@@ -70,6 +80,7 @@ def batchbald_greedy(
     Examples
     --------
     >>> import numpy as np
+from pydantic import Field
     >>> a, b, c, d = [1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]
     >>> p = np.array([[a, a, c], [a, a, d], [b, b, c], [b, b, d]])  # 4 samples, 3 items
     >>> order, mi = batchbald_greedy(p, 2)
@@ -114,6 +125,7 @@ def batchbald_greedy(
     "batchbald",
     "BatchBALD: greedy joint mutual information of the batch (exact, or sampled configurations).",
     needs=("classification", "proba", "labeled"),
+    options=BatchBALDOptions,
 )
 def batchbald_scores(
     model: Any,
@@ -131,7 +143,7 @@ def batchbald_scores(
     probas = posterior_probas(
         model, X_pool, X_labeled=X_labeled, y_labeled=y_labeled, rng=rng, n_samples=n_samples
     )
-    k = batch_size(context, X_pool.shape[0])
+    k = n_picks(context, X_pool.shape[0])
     order, _ = batchbald_greedy(
         probas, k, max_configs=max_configs, n_configs=n_configs, rng=rng
     )

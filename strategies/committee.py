@@ -8,8 +8,8 @@ disagree about it:
 * maximum KL to the consensus: ``max_m KL(p_m ‖ p̄)``, p̄ the members' mean predictive law;
 * regression: the standard deviation of the members' predictions.
 
-The scorers draw the resamples from the context's ``rng`` (equal generators, equal scores) and
-take ``n_members`` (default 5) from the context too.
+The scorers draw the resamples from the context's ``rng`` (equal generators, equal scores);
+their one option is ``n_members`` (default 5, :class:`CommitteeOptions`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from scipy.special import rel_entr, xlogy
 
+from strategies.base import StrategyOptions
 from strategies.registry import strategy
+
+
+class CommitteeOptions(StrategyOptions):
+    """Options of the bootstrap committees (vote-entropy, kl-max, max-std)."""
+
+    n_members: int = Field(5, ge=2, strict=True, description="bootstrap members")
 
 #: redraws allowed for a classification resample that holds a single class.
 _MAX_REDRAWS = 100
@@ -174,6 +182,7 @@ def max_consensus_kl(probas: np.ndarray) -> np.ndarray:
     "vote-entropy",
     "Query by committee: entropy of the votes of a bootstrap committee.",
     needs=("classification", "labeled"),
+    options=CommitteeOptions,
 )
 def vote_entropy_scores(
     model: Any,
@@ -195,6 +204,7 @@ def vote_entropy_scores(
     "kl-max",
     "Query by committee: largest KL divergence of a bootstrap member from the consensus.",
     needs=("classification", "proba", "labeled"),
+    options=CommitteeOptions,
 )
 def kl_max_scores(
     model: Any,
@@ -216,6 +226,7 @@ def kl_max_scores(
     "max-std",
     "Query by committee (regression): std of a bootstrap committee's predictions.",
     needs=("regression", "labeled"),
+    options=CommitteeOptions,
 )
 def max_std_scores(
     model: Any,

@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from sklearn.metrics import pairwise_distances_chunked
 
+from strategies.base import StrategyOptions
 from strategies.registry import strategy
 from strategies.uncertainty import predictive_entropy
+
+
+class DensityOptions(StrategyOptions):
+    """The weight of the density."""
+
+    beta: float = Field(1.0, ge=0, description="exponent β of the information density")
 
 
 def information_density(X: Any) -> np.ndarray:
@@ -22,6 +30,7 @@ def information_density(X: Any) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+from pydantic import Field
     >>> information_density(np.array([[0.0], [1.0]])).tolist()
     [0.75, 0.75]
     """
@@ -36,6 +45,7 @@ def information_density(X: Any) -> np.ndarray:
     "density-weighted",
     "Predictive entropy times information density over the pool, H·ρ^β (Settles & Craven).",
     needs=("classification", "proba"),
+    options=DensityOptions,
 )
 def density_weighted_scores(model: Any, X_pool: Any, *, beta: float = 1.0, **_: Any) -> np.ndarray:
     return predictive_entropy(model, X_pool) * information_density(X_pool) ** float(beta)

@@ -15,10 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from scipy.special import xlogy
 
-from strategies.bald import posterior_probas
+from strategies.bald import PosteriorOptions, posterior_probas
 from strategies.registry import strategy
+
+
+class EPIGOptions(PosteriorOptions):
+    """EPIG's options: the posterior samples and the size of the target sample."""
+
+    n_targets: int = Field(100, ge=1, strict=True, description="target inputs drawn from the pool")
 
 
 def expected_predictive_information_gain(
@@ -42,6 +49,7 @@ def expected_predictive_information_gain(
     Examples
     --------
     >>> import numpy as np
+from pydantic import Field
     >>> p = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])    # two samples disagree completely
     >>> float(expected_predictive_information_gain(p, p).round(4)[0])  # = log 2
     0.6931
@@ -64,6 +72,7 @@ def expected_predictive_information_gain(
     "epig",
     "EPIG: expected information gain about predictions on a target sample of the pool.",
     needs=("classification", "proba", "labeled"),
+    options=EPIGOptions,
 )
 def epig_scores(
     model: Any,

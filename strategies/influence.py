@@ -6,23 +6,37 @@ the training set. A pool item has no label yet, so the score is an expectation o
 predictive law p(y | x). The plain mean E_y[score(y)] is identically zero for a likelihood
 model (the expected log-likelihood gradient vanishes), so the strategy ranks by the expected
 *Method-1 gain* E_y[max(score(y), 0)]: label the item, keep it if its score is positive.
+
+Options (:class:`InfluenceOptions`): ``reduction``, ``weights`` ("sign", "residual" or one
+weight per validation point), ``solver`` ("exact", "cg") and ``damping``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from alloop.influence.ip_adding import expected_scores
-from strategies.base import check_compatible
+from strategies.base import StrategyOptions, check_compatible
 from strategies.registry import get, strategy
+
+
+class InfluenceOptions(StrategyOptions):
+    """Options of ``influence`` (see :func:`alloop.influence.ip_adding.expected_scores`)."""
+
+    reduction: Literal["positive", "mean", "abs"] = "positive"
+    weights: Literal["sign", "residual"] | list[float] | None = None
+    solver: Literal["exact", "cg"] = "exact"
+    damping: float = Field(0.0, ge=0.0, strict=True)
 
 
 @strategy(
     "influence",
     "IP-adding: expected gain E_y[max(score, 0)] of an item's sign-aligned effect on validation predictions.",
     needs=("gradients", "validation", "classification"),
+    options=InfluenceOptions,
 )
 def influence_strategy(
     model: Any,

@@ -14,15 +14,27 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.neighbors import radius_neighbors_graph
 
-from strategies._order import batch_size, order_scores
+from strategies._order import n_picks, order_scores
+from strategies.base import StrategyOptions
 from strategies.registry import strategy
 
 #: the δ grid of the purity rule
 DELTAS = tuple(np.round(np.arange(0.2, 2.2, 0.2), 10))
+
+
+class ProbCoverOptions(StrategyOptions):
+    """ProbCover's options: the radius, or how to choose it."""
+
+    delta: float | None = Field(None, gt=0, description="ball radius (default: the purity rule)")
+    n_classes: int | None = Field(
+        None, ge=2, strict=True, description="clusters of the purity rule (default: the classes)"
+    )
+    alpha: float = Field(0.95, gt=0, lt=1, description="purity the radius must keep")
 
 
 def ball_graph(X: Any, delta: float) -> sp.csr_matrix:
@@ -59,6 +71,7 @@ def probcover_select(X: Any, labeled: np.ndarray, k: int, delta: float) -> np.nd
     Examples
     --------
     >>> import numpy as np
+from pydantic import Field
     >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [9.0], [9.1]])
     >>> probcover_select(X, np.zeros(6, bool), 2, 0.15).tolist()
     [1, 4]
@@ -81,6 +94,7 @@ def probcover_select(X: Any, labeled: np.ndarray, k: int, delta: float) -> np.nd
 @strategy(
     "probcover",
     "ProbCover: greedy max coverage by δ-balls (δ from a purity rule unless given).",
+    options=ProbCoverOptions,
 )
 def probcover_scores(
     model: Any,
@@ -100,9 +114,11 @@ def probcover_scores(
     m = 0 if X_labeled is None else X_labeled.shape[0]
     X_all = X_pool if m == 0 else np.vstack([np.asarray(X_labeled, dtype=np.float64), X_pool])
     if delta is None:
-        if n_classes is None:
+        if n_classes is None:  # the model's classes, else those labeled so far (at least 2)
             classes = getattr(model, "classes_", None)
-            n_classes = len(classes) if classes is not None else max(len(np.unique(y_labeled)) if y_labeled is not None else 2, 2)
+            if classes is None:
+                classes = [] if y_labeled is None else np.unique(y_labeled)
+            n_classes = max(len(classes), 2)
         delta = purity_delta(X_all, int(n_classes), rng, alpha=alpha)
-    picks = probcover_select(X_all, np.arange(m + n) < m, batch_size(context, n), float(delta))
+    picks = probcover_select(X_all, np.arange(m + n) < m, n_picks(context, n), float(delta))
     return order_scores(picks - m, n)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from strategies.base import NEEDS, Prepare, Scorer, ScoreRows, Strategy
+from pydantic import BaseModel
+
+from strategies.base import CONTEXT_KEYS, NEEDS, Prepare, Scorer, ScoreRows, Strategy
 
 _REGISTRY: dict[str, Strategy] = {}
 
@@ -20,8 +22,31 @@ def register(item: Strategy) -> Strategy:
     unknown = set(item.needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"strategy {item.name!r} needs unknown capabilities {sorted(unknown)}")
+    check_options_model(item.name, item.options)
     _REGISTRY[item.name] = item
     return item
+
+
+def check_options_model(name: str, options: type[BaseModel] | None) -> None:
+    """Raise unless ``options`` is None or a pydantic model that refuses unknown names and
+    declares no context key (:data:`strategies.base.CONTEXT_KEYS`)."""
+    if options is None:
+        return
+    if not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise TypeError(
+            f"strategy {name!r}: options must be a pydantic BaseModel subclass (e.g. a "
+            f"strategies.base.StrategyOptions); got {options!r}"
+        )
+    if options.model_config.get("extra") != "forbid":
+        raise ValueError(
+            f"strategy {name!r}: options model {options.__name__} must set "
+            "model_config = ConfigDict(extra='forbid') so misspelt options are refused"
+        )
+    clash = sorted(set(options.model_fields) & set(CONTEXT_KEYS))
+    if clash:
+        raise ValueError(
+            f"strategy {name!r}: options {clash} are context keys the loop supplies; rename them"
+        )
 
 
 def strategy(
@@ -30,13 +55,16 @@ def strategy(
     *,
     needs: tuple[str, ...] = (),
     batch: str = "topk",
+    options: type[BaseModel] | None = None,
     prepare: Prepare | None = None,
     score_rows: ScoreRows | None = None,
 ) -> Callable[[Scorer], Strategy]:
     """Decorator: turn a scorer function into a registered :class:`Strategy`.
 
-    ``prepare`` and ``score_rows`` (both or neither) declare the strategy's row-wise split
-    (see :mod:`strategies.base`); the scorer must equal ``score_rows(prepare(model, **ctx), X)``.
+    ``options`` is the strategy's options model (a :class:`strategies.base.StrategyOptions`
+    subclass: its fields and defaults are the options; None: no options). ``prepare`` and
+    ``score_rows`` (both or neither) declare the strategy's row-wise split (see
+    :mod:`strategies.base`); the scorer must equal ``score_rows(prepare(model, **ctx), X)``.
 
     Examples
     --------
@@ -50,7 +78,7 @@ def strategy(
 
     def wrap(fn: Scorer) -> Strategy:
         return register(
-            Strategy(name, description, fn, tuple(needs), batch, prepare, score_rows)
+            Strategy(name, description, fn, tuple(needs), batch, prepare, score_rows, options)
         )
 
     return wrap

@@ -7,12 +7,13 @@
 * ``ssi`` — squared s-influence E[(ds*/dε)²]: how much labelling x would move the
   regularity s* that the validation split selects. Needs ``X_val`` / ``y_val``.
 
-Options (keyword arguments, e.g. from the experiment config): ``variant`` ("unlabeled", the
+Options (keyword arguments, e.g. ``strategy.params`` of the experiment config), declared by
+:class:`SLDOptions`, :class:`STIOptions` and :class:`SSIOptions`: ``variant`` ("unlabeled", the
 default, or "labeled" with ``y_pool``), ``tangent_method`` ("exact", "cg", "lissa", "sgdf"),
 ``damping``, ``batch_size``; STI and SSI also take ``solve_method`` ("exact", "cg") and
 ``solve_options`` (``tol``, ``max_iter`` of the solves, e.g. a CG budget for a network); SSI
-also ``fd_step``, ``s_bounds``, ``curvature_floor`` and ``third_order``. Other context keys
-are ignored.
+also ``fd_step``, ``s_bounds``, ``curvature_floor`` and ``third_order``. Any other name is
+refused (:class:`~strategies.base.StrategyOptionsError`).
 
 All three are row-wise in their default (unlabeled) variant: ``prepare`` does the per-round
 solves on the driver — θ̇ for SLD, q = H⁻¹θ̂ for STI, SSI's directions and V''(s) — and
@@ -24,10 +25,12 @@ which a per-round state cannot carry: its ``prepare`` raises :class:`~strategies
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import ConfigDict, Field
+from typing_extensions import TypedDict
 
 from alloop.models.base import DifferentiableModel
 from alloop.regularity.hypergradient import check_differentiable
@@ -41,10 +44,45 @@ from alloop.regularity.scores import (
     sti_direction,
     sti_scores,
 )
-from strategies.base import NotRowWise, check_compatible
+from strategies.base import NotRowWise, StrategyOptions, check_compatible
 from strategies.registry import get, strategy
 
 VARIANTS = ("unlabeled", "labeled")
+
+
+class SolveOptions(TypedDict, total=False):
+    """Budget of the linear solves (:func:`alloop.linalg.solve`): ``tol``, ``max_iter``."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    tol: float
+    max_iter: int
+
+
+class SLDOptions(StrategyOptions):
+    """Options of ``sld``."""
+
+    variant: Literal["unlabeled", "labeled"] = "unlabeled"
+    tangent_method: Literal["exact", "cg", "lissa", "sgdf"] = "exact"
+    damping: float = Field(0.0, ge=0.0, strict=True)
+    batch_size: int = Field(BATCH_SIZE, gt=0, strict=True, description="rows per JVP batch")
+
+
+class STIOptions(SLDOptions):
+    """Options of ``sti``: SLD's plus the solves for q = H⁻¹θ̂."""
+
+    solve_method: Literal["exact", "cg"] | None = Field(
+        None, description="default: the tangent method when it is exact or cg, else cg"
+    )
+    solve_options: SolveOptions | None = None
+
+
+class SSIOptions(STIOptions):
+    """Options of ``ssi``: STI's plus the finite-difference and s-search settings."""
+
+    fd_step: float = Field(1e-3, gt=0.0, strict=True)
+    s_bounds: tuple[float, float] | None = (-10.0, 10.0)
+    curvature_floor: float | None = Field(None, ge=0.0, strict=True)
+    third_order: bool = Field(True, strict=True)
 
 
 def _pool_labels(name: str, variant: str, y_pool: Any) -> Any:
@@ -126,6 +164,7 @@ def sld_prepare(
     "sld",
     "Squared loss derivative E_y[(g·θ̇)²]: effect of the item on the model's complexity term.",
     needs=("gradients",),
+    options=SLDOptions,
     prepare=sld_prepare,
     score_rows=directional_rows,
 )
@@ -185,6 +224,7 @@ def sti_prepare(
     "sti",
     "Squared tangent influence E_y[(q·g)²], q = H⁻¹θ̂: movement of θ* along the regularity path.",
     needs=("gradients",),
+    options=STIOptions,
     prepare=sti_prepare,
     score_rows=directional_rows,
 )
@@ -264,6 +304,7 @@ def ssi_prepare(
     "ssi",
     "Squared s-influence E[(ds*/dε)²]: movement of the validation-selected regularity s*.",
     needs=("gradients", "validation"),
+    options=SSIOptions,
     prepare=ssi_prepare,
     score_rows=ssi_rows,
 )

@@ -13,11 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from strategies._order import batch_size, order_scores
+from strategies._order import n_picks, order_scores
+from strategies.base import StrategyOptions
 from strategies.registry import strategy
+
+
+class TypiClustOptions(StrategyOptions):
+    """TypiClust's option: the neighbourhood of the typicality."""
+
+    k_neighbors: int = Field(5, ge=1, strict=True, description="neighbours of the typicality")
 
 
 def typicality(X: np.ndarray, k_neighbors: int = 5) -> np.ndarray:
@@ -26,6 +34,7 @@ def typicality(X: np.ndarray, k_neighbors: int = 5) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+from pydantic import Field
     >>> typicality(np.array([[0.0], [1.0], [3.0]]), 1).round(6).tolist()
     [1.0, 1.0, 0.5]
     """
@@ -86,6 +95,7 @@ def typiclust_select(
 @strategy(
     "typiclust",
     "TypiClust: the most typical item of the largest uncovered k-means cluster.",
+    options=TypiClustOptions,
 )
 def typiclust_scores(
     model: Any,
@@ -102,5 +112,5 @@ def typiclust_scores(
     m = 0 if X_labeled is None else X_labeled.shape[0]
     X_all = X_pool if m == 0 else np.vstack([np.asarray(X_labeled, dtype=np.float64), X_pool])
     labeled = np.arange(m + n) < m
-    picks = typiclust_select(X_all, labeled, batch_size(context, n), rng, k_neighbors=k_neighbors)
+    picks = typiclust_select(X_all, labeled, n_picks(context, n), rng, k_neighbors=k_neighbors)
     return order_scores(picks - m, n)

@@ -462,7 +462,7 @@ def test_strategies_are_registered_with_their_needs():
     assert strategies.get("ssi").needs == ("gradients", "validation")
 
 
-def test_strategy_scores_use_the_context_and_ignore_other_keys(ridge_at_s_star):
+def test_strategy_scores_use_the_context_and_refuse_other_keys(ridge_at_s_star):
     brute, model, _, Xc, yc = ridge_at_s_star
     context = {
         "X_labeled": brute.X,
@@ -470,8 +470,11 @@ def test_strategy_scores_use_the_context_and_ignore_other_keys(ridge_at_s_star):
         "X_val": brute.Xv,
         "y_val": brute.yv,
         "rng": np.random.default_rng(0),
-        "something_else": 1,
     }
+    # a key that is neither context nor a declared option was once silently ignored
+    for name in ("sld", "sti", "ssi"):
+        with pytest.raises(ValueError, match="unknown option 'something_else'"):
+            strategies.get(name).score(model, Xc, something_else=1, **context)
     assert np.allclose(strategies.get("sld").score(model, Xc, **context), sld_scores(model, Xc))
     assert np.allclose(strategies.get("sti").score(model, Xc, **context), sti_scores(model, Xc))
     assert np.allclose(

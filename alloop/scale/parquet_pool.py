@@ -146,7 +146,7 @@ def score_parquet(
         )
     files = parquet_files(source)
     features = _columns(files, id_column, feature_columns)
-    state = strategy.prepare(model, **context)
+    state = strategy.prepare_state(model, **context)
     if backend == "local":
         batches = _local_batches(strategy, state, files, id_column, features, batch_size, top_k)
     else:

@@ -109,7 +109,7 @@ class RayScoring:
             from strategies.base import NotRowWise
 
             try:
-                state = strategy.prepare(model, **context)
+                state = strategy.prepare_state(model, **context)
             except NotRowWise as exc:
                 reason = str(exc)
         if reason is not None:
