@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 import scipy.sparse as sp
+from pydantic import Field
 from sklearn.cluster import KMeans
 from sklearn.neighbors import radius_neighbors_graph
 
