@@ -520,6 +520,8 @@ class ActiveLoop:
         else:
             scores = self.scoring(self.strategy, model, X_unl, **context)
         timing["score_seconds"] = time.perf_counter() - t0
+        if self.strategy.report is not None:  # e.g. the portfolio's arm and arm probabilities
+            timing.update(self.strategy.report())
         t0 = time.perf_counter()
         chosen = select_batch(
             scores, k, self.batch_rule, X_pool=X_unl, X_labeled=pool.labeled_data()[0],

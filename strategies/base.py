@@ -130,6 +130,8 @@ class Strategy:
     score_rows: ScoreRows | None = None
     #: the options model (a pydantic ``BaseModel`` with ``extra="forbid"``); None: no options.
     options: type[BaseModel] | None = None
+    #: per-round values the loop logs with the round's metrics (e.g. a portfolio's arm choice).
+    report: Callable[[], dict[str, float]] | None = None
 
     def check_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The validated options: every declared option, ``params`` over the defaults.
