@@ -183,6 +183,9 @@ class ActiveLoop:
         self.pool = pool
         self.model = model
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        if self.strategy.fresh is not None:  # stateful (the portfolio): one instance per run
+            self.strategy = self.strategy.fresh(self.strategy.check_options(strategy_params or {}))
+            strategy_params = None
         check_compatible(self.strategy, model)
         self.oracle = oracle
         self.task = getattr(model, "task", "classification")

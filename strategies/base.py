@@ -132,6 +132,9 @@ class Strategy:
     options: type[BaseModel] | None = None
     #: per-round values the loop logs with the round's metrics (e.g. a portfolio's arm choice).
     report: Callable[[], dict[str, float]] | None = None
+    #: a stateful strategy's factory: the loop builds one instance per run from the validated
+    #: options (``fresh(options) -> Strategy``); None for the stateless scorers.
+    fresh: Callable[[dict[str, Any]], Strategy] | None = None
 
     def check_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The validated options: every declared option, ``params`` over the defaults.

@@ -19,6 +19,9 @@ training items, so it measures fit on them as well as generalisation.
 :class:`Portfolio` holds the round state and gives a :class:`~strategies.base.Strategy` whose
 ``report`` the loop logs each round (``portfolio_arm``, ``portfolio_p_<arm>``). The state lives
 in the object: a resumed run restarts the bandit from uniform weights.
+
+In a config: ``strategy: {name: portfolio, params: {arms: [margin, coreset, sld], gamma: 0.1}}``;
+the loop builds a fresh :class:`Portfolio` per run (:attr:`Strategy.fresh`).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from strategies._order import n_picks, order_scores
-from strategies.base import Strategy
+from strategies.base import Strategy, StrategyOptions
+from strategies.registry import register
 
 
 def exp3_probabilities(log_weights: np.ndarray, gamma: float) -> np.ndarray:
@@ -172,3 +177,42 @@ class Portfolio:
         self._report = {"portfolio_arm": float(arm),
                         **{f"portfolio_p_{a.name}": float(pa) for a, pa in zip(self.arms, p, strict=True)}}
         return order_scores(batches[arm], n)
+
+
+class PortfolioOptions(StrategyOptions):
+    """The portfolio's options: its arms, Exp3's exploration rate, and options per arm."""
+
+    arms: tuple[str, ...] = Field(("margin", "coreset", "random"), min_length=1,
+                                  description="registered strategies to choose among")
+    gamma: float = Field(0.1, gt=0, le=1, description="Exp3 exploration rate")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per arm")
+
+    @field_validator("arms")
+    @classmethod
+    def _registered(cls, arms: tuple[str, ...]) -> tuple[str, ...]:
+        import strategies
+
+        for name in arms:
+            if name == "portfolio":
+                raise ValueError("a portfolio cannot be its own arm")
+            try:
+                strategies.get(name)
+            except KeyError as exc:  # pydantic reports ValueErrors: same message, listing names
+                raise ValueError(exc.args[0]) from None
+        return arms
+
+
+def _built_by_the_loop(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
+    raise RuntimeError(
+        "the portfolio keeps state across rounds: use Portfolio(arms).strategy(), or give "
+        "'portfolio' by name to ActiveLoop / a config, which build one per run"
+    )
+
+
+register(Strategy(
+    "portfolio",
+    "Exp3 bandit over other strategies (ALBL's importance-weighted-accuracy reward, batch mode).",
+    _built_by_the_loop,
+    options=PortfolioOptions,
+    fresh=lambda options: Portfolio(options["arms"], options["gamma"], options["params"]).strategy(),
+))

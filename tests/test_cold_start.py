@@ -70,10 +70,11 @@ def test_initial_positions_match_direct_implementations(wine):
     assert len(set(initial_positions(X, 7, "probcover", np.random.default_rng(0)).tolist())) == 7
 
 
-def test_config_initial_strategy_and_its_errors():
+def test_config_initial_strategy_and_its_errors(tmp_path):
     from alloop.experiment import build_loop
 
-    base = {"name": "cold", "data": {"source": "sklearn:wine"}, "strategy": {"name": "margin"}}
+    base = {"name": "cold", "data": {"source": "sklearn:wine"}, "strategy": {"name": "margin"},
+            "store": {"path": str(tmp_path / "store.sqlite")}}
     cfg = parse_config({**base, "loop": {"initial": {"size": 6, "strategy": "typiclust"}, "rounds": 0}})
     loop = build_loop(cfg, track=False, progress=False)
     assert (loop.initial, loop.initial_strategy) == (6, "typiclust")

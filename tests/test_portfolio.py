@@ -112,3 +112,23 @@ def test_the_arm_and_its_probabilities_reach_mlflow_every_round(tmp_path):
     expected = result.curve.set_index("round")
     for key in ("portfolio_arm", "portfolio_p_margin"):
         assert {r: pytest.approx(v) for r, v in logged[key].items()} == expected[key].dropna().to_dict()
+
+
+def test_portfolio_by_name_in_a_config_builds_one_bandit_per_run(tmp_path):
+    from alloop.config import ConfigError, parse_config
+    from alloop.experiment import build_loop
+
+    base = {"name": "pf", "data": {"source": "sklearn:iris"},
+            "loop": {"initial": 9, "batch_size": 3, "rounds": 2},
+            "store": {"path": str(tmp_path / "store.sqlite")}}
+    cfg = parse_config({**base, "strategy": {"name": "portfolio",
+                                             "params": {"arms": ["margin", "random"], "gamma": 0.2}}})
+    first = build_loop(cfg, track=False, progress=False)
+    second = build_loop(cfg, track=False, progress=False)
+    assert first.strategy.scorer.__self__ is not second.strategy.scorer.__self__
+    curve = first.run().curve
+    assert {"portfolio_p_margin", "portfolio_p_random"} <= set(curve.columns)
+    with pytest.raises(ConfigError, match="margn"):
+        parse_config({**base, "strategy": {"name": "portfolio", "params": {"arms": ["margn"]}}})
+    with pytest.raises(ConfigError, match="gamma"):
+        parse_config({**base, "strategy": {"name": "portfolio", "params": {"gamma": 2.0}}})

@@ -137,17 +137,17 @@ def test_first_reached_reports_the_first_rule_in_order():
     assert first_reached(rules[1:], [{}]) is None
 
 
-def _config(loop):
+def _config(loop, store=None):
     return {"name": "stop", "data": {"source": "sklearn:iris"}, "strategy": {"name": "margin"},
-            "loop": loop}
+            "loop": loop, **({"store": {"path": str(store)}} if store else {})}
 
 
-def test_config_builds_the_rules_and_refuses_bad_ones():
+def test_config_builds_the_rules_and_refuses_bad_ones(tmp_path):
     from alloop.experiment import build_loop
 
     cfg = parse_config(_config({"initial": 10, "batch_size": 5, "rounds": 3,
                                 "stop": [{"rule": "kappa-average", "threshold": 0.95},
-                                         {"rule": "max-confidence"}]}))
+                                         {"rule": "max-confidence"}]}, tmp_path / "s.sqlite"))
     loop = build_loop(cfg, track=False, progress=False)
     assert [(r.name, r.threshold) for r in loop.stop_rules] == [
         ("kappa-average", 0.95), ("max-confidence", 0.1)]
