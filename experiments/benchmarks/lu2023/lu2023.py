@@ -105,8 +105,7 @@ def config(name: str, n_rows: int, model: str, seeds: int = 20) -> str:
         f"name: lu2023-{name}-{model}\n"
         f"data:\n  source: {DATA}/{name}.csv\n  target: label\n  test_size: 0.4{cap}\n"
         + ("  validation_size: 0.1\n" if glm else "")
-        + 
-        f"model:\n{model_yaml}"
+        + f"model:\n{model_yaml}"
         f"loop:\n  initial: 20\n  batch_size: 1\n  rounds: 80\n"
         f"compare:\n  strategies: [{', '.join(strategies)}]\n  seeds: {seeds}\n"
     )
