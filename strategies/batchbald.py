@@ -80,7 +80,6 @@ def batchbald_greedy(
     Examples
     --------
     >>> import numpy as np
-from pydantic import Field
     >>> a, b, c, d = [1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]
     >>> p = np.array([[a, a, c], [a, a, d], [b, b, c], [b, b, d]])  # 4 samples, 3 items
     >>> order, mi = batchbald_greedy(p, 2)

@@ -30,7 +30,6 @@ def information_density(X: Any) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-from pydantic import Field
     >>> information_density(np.array([[0.0], [1.0]])).tolist()
     [0.75, 0.75]
     """

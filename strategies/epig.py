@@ -49,7 +49,6 @@ def expected_predictive_information_gain(
     Examples
     --------
     >>> import numpy as np
-from pydantic import Field
     >>> p = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])    # two samples disagree completely
     >>> float(expected_predictive_information_gain(p, p).round(4)[0])  # = log 2
     0.6931

@@ -71,7 +71,6 @@ def probcover_select(X: Any, labeled: np.ndarray, k: int, delta: float) -> np.nd
     Examples
     --------
     >>> import numpy as np
-from pydantic import Field
     >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [9.0], [9.1]])
     >>> probcover_select(X, np.zeros(6, bool), 2, 0.15).tolist()
     [1, 4]

@@ -34,7 +34,6 @@ def typicality(X: np.ndarray, k_neighbors: int = 5) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-from pydantic import Field
     >>> typicality(np.array([[0.0], [1.0], [3.0]]), 1).round(6).tolist()
     [1.0, 1.0, 0.5]
     """
