@@ -8,7 +8,7 @@ Errors name the field, the bad value and what is allowed::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -131,14 +131,45 @@ class RelabelConfig(_Section):
     count: int = Field(5, gt=0, strict=True, description="labeled items sent back per relabel round")
 
 
+class InitialConfig(_Section):
+    """``loop.initial: {size: 20, strategy: typiclust}``: an initial set chosen without labels."""
+
+    size: int = Field(20, gt=0, strict=True)
+    strategy: Literal["random", "typiclust", "probcover", "kmeans"] = "random"
+
+
+class StopRuleConfig(_Section):
+    """One entry of ``loop.stop`` (see alloop.stopping); unset parameters keep the rule's default."""
+
+    rule: Literal[
+        "kappa-average", "overall-uncertainty", "max-confidence", "classification-change",
+        "delta-f", "ssi-quiet",
+    ]
+    threshold: float | None = None
+    window: int | None = Field(None, gt=0, description="rounds averaged (kappa-average, delta-f)")
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> StopRuleConfig:
+        from alloop.stopping import make_rule
+
+        make_rule(self.rule, **self.params())  # a window on a rule without one fails here
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in (("threshold", self.threshold), ("window", self.window)) if v is not None}
+
+
 class LoopConfig(_Section):
     # strict: `batch_size: true` is a mistake, not 1
-    initial: int = Field(20, gt=0, strict=True)
+    initial: Annotated[int, Field(gt=0, strict=True)] | InitialConfig = Field(
+        20, description="size of a random initial set, or {size, strategy}"
+    )
     batch_size: int = Field(10, gt=0, strict=True)
     rounds: int | None = Field(10, ge=0, strict=True)
     budget: int | None = Field(None, gt=0, strict=True)
     target: TargetConfig | None = None
     stabilize: StabilizeConfig | None = None
+    stop: list[StopRuleConfig] = Field(default_factory=list, description="more stopping rules")
     relabel: RelabelConfig | None = Field(
         None, description="send FVM-flagged labels back to the oracle with a proposed label"
     )

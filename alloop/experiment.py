@@ -266,11 +266,17 @@ def _assemble(config: ExperimentConfig, data: Prepared, model: Any, store: Any,
 
         scoring = RayScoring(address=config.scoring.address, batch_size=config.scoring.batch_size)
     lp = config.loop
+    from alloop.stopping import make_rule
+
+    initial, initial_strategy = (
+        (lp.initial, "random") if isinstance(lp.initial, int) else (lp.initial.size, lp.initial.strategy)
+    )
     return ActiveLoop(
         data.pool, model, config.strategy.name, oracle,
         X_test=data.X_test, y_test=data.y_test, X_val=data.X_val, y_val=data.y_val,
-        classes=data.classes, initial=lp.initial, batch_size=lp.batch_size, max_rounds=lp.rounds,
-        budget=lp.budget,
+        classes=data.classes, initial=initial, batch_size=lp.batch_size, max_rounds=lp.rounds,
+        budget=lp.budget, initial_strategy=initial_strategy,
+        stop=[make_rule(rule.rule, **rule.params()) for rule in lp.stop],
         target=None if lp.target is None else (lp.target.metric, lp.target.value),
         stabilize=None if lp.stabilize is None else (lp.stabilize.patience, lp.stabilize.tol),
         relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),

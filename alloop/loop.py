@@ -106,6 +106,13 @@ class ActiveLoop:
     stabilize : (patience, tol), optional
         Stop when fewer than ``tol`` of the evaluation predictions changed for ``patience``
         consecutive rounds.
+    stop : sequence of stopping rules, optional
+        More stopping rules (:mod:`alloop.stopping`, e.g. ``make_rule("kappa-average")``); each
+        round logs every rule's statistic as the metric ``stop_<name>`` and the first rule
+        that fires ends the loop with its name as the stop reason.
+    initial_strategy : {"random", "typiclust", "probcover", "kmeans"}
+        How an integer ``initial`` set is chosen: at random, or without labels from the
+        features (:mod:`alloop.cold_start`). A random set that misses a class warns.
     relabel : (every, count), optional
         Every ``every`` rounds, send the ``count`` labeled items that flat-validation-minimum
         influence (FVM) flags as most likely mislabeled back to the oracle, with the label FVM
@@ -165,6 +172,8 @@ class ActiveLoop:
         budget: int | None = None,
         target: tuple[str, float] | None = None,
         stabilize: tuple[int, float] | None = None,
+        stop: Sequence[Any] | None = None,
+        initial_strategy: str = "random",
         batch_rule: str | None = None,
         strategy_params: dict[str, Any] | None = None,
         regularity: RegularityHook | None = None,
@@ -183,6 +192,9 @@ class ActiveLoop:
         self.pool = pool
         self.model = model
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        if self.strategy.fresh is not None:  # stateful (the portfolio): one instance per run
+            self.strategy = self.strategy.fresh(self.strategy.check_options(strategy_params or {}))
+            strategy_params = None
         check_compatible(self.strategy, model)
         self.oracle = oracle
         self.task = getattr(model, "task", "classification")
@@ -218,6 +230,10 @@ class ActiveLoop:
         self.budget = budget
         self.target = target
         self.stabilize = stabilize
+        self.stop_rules = list(stop or ())
+        from alloop.cold_start import check_initial_strategy
+
+        self.initial_strategy = check_initial_strategy(initial_strategy)
         self.batch_rule = batch_rule or self.strategy.batch
         # unknown options, bad values and context keys (rng, X_val, ...) fail here, not in round 1
         self.strategy_params = self.strategy.check_options(strategy_params or {})
@@ -360,6 +376,10 @@ class ActiveLoop:
             changed = [row.get("changed") for row in curve[-patience:]]
             if len(changed) == patience and all(c is not None and c <= tol for c in changed):
                 return "stable"
+        if self.stop_rules:
+            from alloop.stopping import first_reached
+
+            return first_reached(self.stop_rules, curve)
         return None
 
     # ----------------------------------------------------------------- the loop
@@ -429,6 +449,7 @@ class ActiveLoop:
             self._remember_late_run_id(run_id)
             raise
         frame = pd.DataFrame(curve)
+        store.set_meta("stop_reason", stop)
         self.tracker.finish(frame, self.metric, model)
         run_id = self._remember_late_run_id(run_id)
         return LoopResult(frame, model, self.pool, stop, run_id, curve)
@@ -527,7 +548,15 @@ class ActiveLoop:
         timing: dict[str, float] = {}
         pool = self.pool
         if round_ == 0:
-            if isinstance(self.initial, int | np.integer):
+            if isinstance(self.initial, int | np.integer) and self.initial_strategy != "random":
+                from alloop.cold_start import initial_positions
+
+                order = initial_positions(
+                    pool.X, int(self.initial), self.initial_strategy, _rng(self.seed, 0, 0),
+                    None if self.classes is None else len(self.classes),
+                )
+                ids = pool.ids[np.sort(order)].tolist()
+            elif isinstance(self.initial, int | np.integer):
                 order = _rng(self.seed, 0, 0).permutation(len(pool))[: int(self.initial)]
                 ids = pool.ids[np.sort(order)].tolist()
             else:
@@ -545,11 +574,14 @@ class ActiveLoop:
         X_unl = pool.features(unlabeled)
         t0 = time.perf_counter()
         context = self._context(round_)
+        context["n_instances"] = k  # batch strategies (badge, batchbald, …) pick k jointly
         if self.scoring is None:
             scores = self.strategy.score(model, X_unl, **context)
         else:
             scores = self.scoring(self.strategy, model, X_unl, **context)
         timing["score_seconds"] = time.perf_counter() - t0
+        if self.strategy.report is not None:  # e.g. the portfolio's arm and arm probabilities
+            timing.update(self.strategy.report())
         t0 = time.perf_counter()
         chosen = select_batch(
             scores, k, self.batch_rule, X_pool=X_unl, X_labeled=pool.labeled_data()[0],
@@ -557,6 +589,17 @@ class ActiveLoop:
         )
         timing["select_seconds"] = time.perf_counter() - t0
         return pool.ids[unlabeled[chosen]].tolist(), scores[chosen].tolist(), timing
+
+    def _stop_statistics(self, round_: int, model: Any, previous_model: Any) -> dict[str, float]:
+        """Every stopping rule's statistic after this round's refit (see :mod:`alloop.stopping`)."""
+        from alloop.stopping import StopInputs, stop_statistics
+
+        X_val, y_val, _ = self._validation()
+        X_l, y_l = self.pool.labeled_data()
+        context = {"X_val": X_val, "y_val": y_val, "X_labeled": X_l, "y_labeled": y_l,
+                   "rng": _rng(self.seed, round_, 3)}
+        inputs = StopInputs(model, previous_model, self.pool.features(self.pool.unlabeled_indices()), context)
+        return stop_statistics(self.stop_rules, inputs)
 
     def _relabel_queries(self, round_: int, model: Any) -> list[Query]:
         """Queries for the labeled items FVM flags as likely mislabeled (with a proposed label)."""
@@ -665,6 +708,11 @@ class ActiveLoop:
             if getattr(self.oracle, "quit_requested", False):
                 return None
             raise RuntimeError("no labels yet: the oracle answered none of the initial queries")
+        if round_ == 0 and self.classes is not None:
+            from alloop.cold_start import warn_missing_classes
+
+            warn_missing_classes(pool.labels[pool.labeled], self.classes)
+        previous_model = model
         t0 = time.perf_counter()
         model = self._fit()
         timing["fit_seconds"] = time.perf_counter() - t0
@@ -677,6 +725,8 @@ class ActiveLoop:
             metrics["changed"] = _changed_share(np.asarray(current), np.asarray(previous), self.task)
         if getattr(model, "s", None) is not None:
             metrics["s"] = float(model.s)
+        if self.stop_rules:
+            metrics.update(self._stop_statistics(round_, model, previous_model))
         metrics.update(timing)
         this_round = store.answers(round=round_)
         metrics["answered"] = float(sum(a.kind == "label" for a in this_round))

@@ -2,8 +2,9 @@
 
 ``score(model, X_pool, **context) -> np.ndarray`` returns one finite float per pool row;
 higher means "ask first". ``context`` may hold the :data:`CONTEXT_KEYS` -- ``X_labeled``,
-``y_labeled``, ``X_val``, ``y_val``, ``rng`` (a ``numpy.random.Generator``) and ``y_pool`` --;
-a scorer takes what it needs and ignores the rest through ``**_``.
+``y_labeled``, ``X_val``, ``y_val``, ``rng`` (a ``numpy.random.Generator``), ``y_pool`` and
+``n_instances`` (the number of items the round picks, for strategies that choose a batch
+jointly) --; a scorer takes what it needs and ignores the rest through ``**_``.
 
 A strategy's *options* (``strategy.params`` in a config) are declared as a pydantic model
 (:attr:`Strategy.options`, ``extra="forbid"``). :meth:`Strategy.score` splits its keyword
@@ -45,7 +46,7 @@ NEEDS = ("proba", "gradients", "labeled", "validation", "regression", "classific
 #: labeled set, the validation split and the round's generator; ``y_pool`` (one label per pool
 #: row, for the "labeled" variants) comes from Python callers. An options model may not
 #: declare a field of these names, and ``strategy.params`` cannot set them.
-CONTEXT_KEYS = ("X_labeled", "y_labeled", "X_val", "y_val", "rng", "y_pool")
+CONTEXT_KEYS = ("X_labeled", "y_labeled", "X_val", "y_val", "rng", "y_pool", "n_instances")
 
 
 class StrategyOptionsError(ValueError):
@@ -129,6 +130,11 @@ class Strategy:
     score_rows: ScoreRows | None = None
     #: the options model (a pydantic ``BaseModel`` with ``extra="forbid"``); None: no options.
     options: type[BaseModel] | None = None
+    #: per-round values the loop logs with the round's metrics (e.g. a portfolio's arm choice).
+    report: Callable[[], dict[str, float]] | None = None
+    #: a stateful strategy's factory: the loop builds one instance per run from the validated
+    #: options (``fresh(options) -> Strategy``); None for the stateless scorers.
+    fresh: Callable[[dict[str, Any]], Strategy] | None = None
 
     def check_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The validated options: every declared option, ``params`` over the defaults.
@@ -213,6 +219,7 @@ class Strategy:
         model = model_from_learner(learner, self)
         context = {**context_from_learner(learner), **kwargs}
         rng = context.setdefault("rng", np.random.default_rng(0))
+        context.setdefault("n_instances", n_instances)
         scores = self.score(model, X_pool, **context)
         index = select_batch(
             scores, n_instances, self.batch, X_pool=X_pool,

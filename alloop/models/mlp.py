@@ -161,6 +161,9 @@ class TorchModel(DifferentiableModel):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module_fn must return an nn.Module; got {type(module).__name__}")
         module = module.to(DTYPE)
+        for layer in module.modules():  # dropout is off for fitting and prediction (see mc_proba)
+            if isinstance(layer, nn.modules.dropout._DropoutNd):
+                layer.eval()
         layout, chunks, mask = [], [], []
         offset = 0
         for name, param in module.named_parameters():
@@ -274,6 +277,38 @@ class TorchModel(DifferentiableModel):
             )
         return theta
 
+    @property
+    def has_dropout(self) -> bool:
+        """Whether the fitted module holds dropout layers, so :meth:`mc_proba` can sample."""
+        return self.module_ is not None and any(
+            isinstance(layer, nn.modules.dropout._DropoutNd) for layer in self.module_.modules()
+        )
+
+    def mc_proba(self, X: Any, n_samples: int = 20, seed: int = 0) -> np.ndarray:
+        """MC-dropout predictive laws, shape (n_samples, n, C): one pass per dropout mask.
+
+        The dropout layers are active only here; fits, predictions, Hessians and tangents see
+        the deterministic network. Equal seeds give equal samples.
+        """
+        if not self.has_dropout:
+            raise ValueError(
+                f"{self!r} has no dropout layers; use MLP(dropout=0.1) or put nn.Dropout in "
+                "your module to sample MC-dropout predictions"
+            )
+        theta, X = self._check_fitted(), as_dense(as_features(X))
+        layers = [m for m in self.module_.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            for layer in layers:
+                layer.train()
+            try:
+                out = [lk.class_probabilities(self.likelihood, self.output(theta, X))
+                       for _ in range(n_samples)]
+            finally:
+                for layer in layers:
+                    layer.eval()
+        return torch.stack(out).numpy()
+
     def clone(self) -> TorchModel:
         new = super().clone()
         new._reset_fitted()
@@ -297,12 +332,16 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def mlp_module(n_features: int, n_outputs: int, hidden: Sequence[int], activation: str) -> nn.Module:
-    """Linear → activation → … → Linear with the given hidden widths."""
+def mlp_module(
+    n_features: int, n_outputs: int, hidden: Sequence[int], activation: str, dropout: float = 0.0
+) -> nn.Module:
+    """Linear → activation (→ dropout) → … → Linear with the given hidden widths."""
     widths = [n_features, *hidden]
     layers: list[nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+        act = ACTIVATIONS[activation]()
+        # dropout shares the activation's slot, so parameter names do not depend on it
+        layers += [nn.Linear(a, b), nn.Sequential(act, nn.Dropout(dropout)) if dropout > 0 else act]
     layers.append(nn.Linear(widths[-1], n_outputs))
     return nn.Sequential(*layers)
 
@@ -316,6 +355,10 @@ class MLP(TorchModel):
         Hidden layer widths (empty: a GLM trained like a network).
     activation : {"tanh", "relu", "gelu", "silu", "softplus", "sigmoid", "elu"}
         Smooth activations (tanh, softplus, gelu, silu) give a well-defined Hessian.
+    dropout : float
+        Dropout rate after each hidden layer, used only by MC-dropout sampling
+        (:meth:`TorchModel.mc_proba`, the ``bald`` strategies); fitting and prediction are
+        deterministic and the same as without dropout.
     likelihood, s, **kwargs
         As in :class:`TorchModel`.
 
@@ -335,6 +378,7 @@ class MLP(TorchModel):
         activation: str = "tanh",
         likelihood: lk.Likelihood = "categorical",
         s: float = 0.0,
+        dropout: float = 0.1,
         **kwargs: Any,
     ) -> None:
         if activation not in ACTIVATIONS:
@@ -342,8 +386,12 @@ class MLP(TorchModel):
         hidden = tuple(int(h) for h in hidden)
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden widths must be positive; got {hidden}")
-        self.hidden, self.activation = hidden, activation
-        module_fn = functools.partial(mlp_module, hidden=hidden, activation=activation)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+        self.hidden, self.activation, self.dropout = hidden, activation, float(dropout)
+        module_fn = functools.partial(
+            mlp_module, hidden=hidden, activation=activation, dropout=self.dropout
+        )
         super().__init__(module_fn, likelihood, s, **kwargs)
 
     def __repr__(self) -> str:
