@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -21,7 +22,9 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped: a message quoting a config (``strategies: [random, entropy]``) is not markup;
+    # soft_wrap: paths and commands in it stay whole for copying
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -32,6 +35,9 @@ def run(
         str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue after the last completed round")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="start over: set the old label store aside (renamed with a timestamp, never deleted)")
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     threads: Annotated[
@@ -55,6 +61,17 @@ def run(
         cfg = load_config(config, seed=seed)
     except ConfigError as exc:
         _fail(str(exc))
+    if fresh and resume:
+        _fail("--fresh starts over and --resume continues: give one of them")
+    if fresh:
+        from alloop.store.archive import archive_store
+
+        try:
+            archived = archive_store(cfg.store.url or cfg.store_path())
+        except ValueError as exc:
+            _fail(str(exc))
+        if archived:
+            console.print(f"set the old label store aside as {archived}", highlight=False, soft_wrap=True)
     if ray is not None:
         cfg.scoring.backend = "ray"
         cfg.scoring.address = None if ray == "local" else ray

@@ -41,6 +41,31 @@ class StoreNotEmptyError(RuntimeError):
     """A fresh run was started on a label store that already holds answers."""
 
 
+#: the config key behind each part of the run's fingerprint, for the resume message.
+_FINGERPRINT_KEYS = {
+    "seed": "seed", "strategy": "strategy.name", "pool": "data (the pool's shape)",
+    "ids": "data (which items are in the pool)", "model": "model",
+    "batch_size": "loop.batch_size", "batch_rule": "strategy.batch",
+}
+
+
+def describe_fingerprint_change(stored: dict[str, Any], now: dict[str, Any], store: str) -> str:
+    """Why a run cannot resume on ``store``: each setting that changed, then what to do."""
+    lines = [f"cannot resume: the label store {store} was written by a run with other settings:"]
+    keys = [k for k in _FINGERPRINT_KEYS if k in stored or k in now]
+    for key in keys + sorted((set(stored) | set(now)) - set(keys)):
+        if stored.get(key) != now.get(key):
+            was, is_ = stored.get(key), now.get(key)
+            if key == "ids":  # a hash: its value says nothing to a person
+                was, is_ = "other items", "these items"
+            lines.append(f"  {_FINGERPRINT_KEYS.get(key, key)}: {was!r} in the store, {is_!r} now")
+    lines.append(
+        "Put those settings back to continue it, or start over: alloop run CONFIG --fresh "
+        f"(sets {store} aside under a timestamped name), or give this run its own store.path"
+    )
+    return "\n".join(lines)
+
+
 @dataclass
 class LoopResult:
     """What a finished (or stopped) loop returns."""
@@ -326,7 +351,8 @@ class ActiveLoop:
         if not resume and len(store):
             raise StoreNotEmptyError(
                 f"label store {store.path} already holds {len(store)} answers; continue it with "
-                "resume (alloop run CONFIG --resume) or choose a new store path"
+                "alloop run CONFIG --resume, start over with alloop run CONFIG --fresh (the old "
+                "store is kept under a timestamped name), or set a new store.path"
             )
         fingerprint = {
             "seed": self.seed,
@@ -339,9 +365,7 @@ class ActiveLoop:
         }
         stored = store.get_meta("fingerprint")
         if resume and stored is not None and stored != fingerprint:
-            raise ValueError(
-                f"cannot resume: the store was written by {stored!r}, this run is {fingerprint!r}"
-            )
+            raise ValueError(describe_fingerprint_change(stored, fingerprint, store.path))
         store.set_meta("fingerprint", fingerprint)
         run_id = self.tracker.start(
             self.run_name, self.params, store.get_meta("run_id") if resume else None
