@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -186,13 +183,27 @@ def ui(
     port: Annotated[int, typer.Option(help="port to serve on")] = 5000,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
 ) -> None:
-    """Open the MLflow UI on the local store (sqlite:///mlflow.db by default)."""
+    """Open the MLflow UI on the local store (sqlite:///mlflow.db by default); Ctrl-C or SIGTERM stops it."""
+    from alloop.services.mlflow_server import (
+        interrupt_on_signals,
+        serve_until_signal,
+        start_mlflow_ui,
+    )
     from alloop.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    console.print(f"serving {uri} at http://{host}:{port}")
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    interrupt_on_signals()  # `kill PID` stops the server and its workers too
+    console.print(f"starting the MLflow UI on {uri} ...", highlight=False, soft_wrap=True)
+    try:
+        server = start_mlflow_ui(uri, host, port)
+    except (RuntimeError, KeyboardInterrupt) as exc:  # the server is stopped already
+        if isinstance(exc, KeyboardInterrupt):
+            raise typer.Exit(130) from None
+        _fail(str(exc))
+    console.print(f"serving {uri} at {server.url} (ready in {server.startup_seconds:.0f} s; "
+                  f"log: {server.log_path}). Ctrl-C stops it.", highlight=False, soft_wrap=True)
+    code = serve_until_signal(server)
+    raise typer.Exit(0 if code is None else code)
 
 
 def main() -> None:  # pragma: no cover - console entry point
