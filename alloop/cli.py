@@ -83,8 +83,20 @@ def run(
     for _, row in result.curve.iterrows():
         table.add_row(str(int(row["round"])), str(int(row["labels"])), *[f"{row[c]:.4f}" for c in metric_cols])
     Console().print(table)
+    metric = "accuracy" if "accuracy" in result.curve else "rmse"
+    if len(result.curve) and metric in result.curve:  # the figure also logged to MLflow, here too
+        from alloop.plots import plot_learning_curve
+
+        png = Path("reports") / cfg.name / f"{cfg.strategy.name}-seed{cfg.seed}-learning-curve.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot_learning_curve(result.curve, metric, png, title=f"{cfg.name}: {cfg.strategy.name}, seed {cfg.seed}")
+        Console().print(f"learning curve: {png}", highlight=False, soft_wrap=True)
     if result.run_id:
-        Console().print(f"MLflow parent run: {result.run_id}  (browse with: alloop ui)")
+        from alloop.tracking import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(tracking_uri or cfg.tracking.uri)
+        Console().print(f"MLflow parent run: {result.run_id}  (browse with: alloop ui --tracking-uri {uri})",
+                        highlight=False, soft_wrap=True)
 
 
 labels_app = typer.Typer(no_args_is_help=True, help="Work with a run's label store.")

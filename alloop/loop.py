@@ -618,7 +618,10 @@ class ActiveLoop:
         if not pool.labeled.any():
             if getattr(self.oracle, "quit_requested", False):
                 return None
-            raise RuntimeError("no labels yet: the oracle answered none of the initial queries")
+            raise RuntimeError(
+                "no labels yet: the oracle answered none of the initial queries (oracle.timeout "
+                "ran out?); they stay open: answer them, then alloop run CONFIG --resume"
+            )
         t0 = time.perf_counter()
         model = self._fit()
         timing["fit_seconds"] = time.perf_counter() - t0

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from oracles.answers import AnswerError, AnswerParser, ParsedAnswer
 from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import QueryDisplay
+from oracles.instructions import files_instructions, tell
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,9 @@ class FileExchangeOracle:
         _write_atomic(self.dir / "README.txt", self._instructions(round_))
         log.info("wrote %d queries to %s; answers are read from %s",
                  len(queries), path, self.answers_path(round_))
+        tell(*files_instructions(round_, len(queries), path, self.answers_path(round_),
+                                 self.parser.valid_answers(), jsonl=self.format == "jsonl",
+                                 annotators=self.annotators))
         return path
 
     def _instructions(self, round_: int) -> str:
