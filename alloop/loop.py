@@ -93,6 +93,23 @@ def _changed_share(current: np.ndarray, previous: np.ndarray, task: str) -> floa
     return float(np.mean(current != previous))
 
 
+def _as_loop_model(model: Any, strategy: Strategy, classes: Any) -> Any:
+    """A scikit-learn estimator or a modAL learner, as a model the loop can use (``as_model``).
+
+    A modAL learner gives its estimator (the loop keeps the labels); a gradient strategy gets
+    ``LogisticRegression`` / ``Ridge`` as their GLM.
+    """
+    import sys
+
+    from alloop.models.sklearn_adapter import as_model
+
+    modal = sys.modules.get("modAL.models.base")  # not imported: it cannot be a modAL learner
+    if modal is not None and isinstance(model, modal.BaseLearner):
+        model = model.estimator
+    return as_model(model, differentiable="gradients" in strategy.needs,
+                    classes=None if classes is None else list(classes))
+
+
 def _rng(seed: int, round_: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, round_, stream])
 
@@ -197,8 +214,9 @@ class ActiveLoop:
         params: dict[str, Any] | None = None,
     ) -> None:
         self.pool = pool
-        self.model = model
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        model = _as_loop_model(model, self.strategy, classes)
+        self.model = model
         check_compatible(self.strategy, model)
         self.oracle = oracle
         self.task = getattr(model, "task", "classification")

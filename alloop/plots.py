@@ -26,7 +26,7 @@ def plot_learning_curve(curve: pd.DataFrame, metric: str, path: str | Path, titl
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.plot(curve["labels"], curve[metric], marker="o", ms=3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # labels are counts
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # labels are counts
     ax.set_xlabel("labels")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title)

@@ -112,19 +112,19 @@ def comparison_figure(
         pad = 0.04 * max(values.max() - values.min(), 1e-12)
         ax.set_ylim(values.min() - pad, values.max() + pad)
     ax.set_xlim(grid.min(), grid.max())
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # labels are counts
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # counts
     ax.set_xlabel("labels")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if not banded:
-        legend = f"mean over seeds (no band: under {MIN_SEEDS_FOR_BAND} seeds)"
+        legend = f"mean over seeds\nno band: under {MIN_SEEDS_FOR_BAND} seeds"
     elif band == "sd":
-        legend = "mean over seeds, band ± 1 s.d."
+        legend = "mean over seeds\nband: ± 1 s.d."
     else:
-        legend = f"mean over seeds, band {level:.0%} t-interval"
+        legend = f"mean over seeds\nband: {level:.0%} t-interval"
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False,
-              title=legend + "\n(seeds)", title_fontsize=8)
+              title=legend + "\n(seeds in brackets)", title_fontsize=8)
     fig.subplots_adjust(left=0.08, right=0.74, top=0.92, bottom=0.11)
     return fig
 
