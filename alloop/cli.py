@@ -17,6 +17,17 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_bool_marker(self: typer.core.TyperOption, ctx: object) -> str | None:
+    """Typer 0.29 prints ``<bool>`` after every flag (``--resume <bool>``), which reads as if
+    the flag took a value; flags show no type in alloop's help."""
+    return None if self.is_flag else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_bool_marker
+
 
 def _fail(message: str) -> None:
     # escaped: a message quoting a config (``strategies: [random, entropy]``) is not markup;
@@ -50,11 +61,16 @@ def run(
         import torch
 
         torch.set_num_threads(threads)
-    from alloop.config import ConfigError, load_config
+    from alloop.config import ConfigError, load_config, read_yaml
     from alloop.experiment import run_experiment
     from alloop.loop import StoreNotEmptyError
 
     try:
+        raw = read_yaml(config)
+        for section, command in (("compare", "alloop compare"), ("selection", "alloop select")):
+            if isinstance(raw, dict) and section in raw:
+                _fail(f"{config} has a {section}: section, which is for {command}: run "
+                      f"{command} {config} (or remove {section}: to run one loop)")
         cfg = load_config(config, seed=seed)
     except ConfigError as exc:
         _fail(str(exc))
