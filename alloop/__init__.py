@@ -27,6 +27,10 @@ _LAZY = {
 __all__ = ["ActiveLoop", "LabelStore", "LoopResult", "Pool", "__version__"]
 
 
+def __dir__() -> list[str]:  # the lazy names too, so dir(alloop) shows the public API
+    return sorted({*globals(), *__all__, "compare"})
+
+
 def __getattr__(name: str) -> Any:
     if name == "compare":  # the package is callable: alloop.compare(config, jobs=4) -> DataFrame
         return importlib.import_module("alloop.compare")

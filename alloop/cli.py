@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -19,9 +17,22 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_bool_marker(self: typer.core.TyperOption, ctx: object) -> str | None:
+    """Typer 0.29 prints ``<bool>`` after every flag (``--resume <bool>``), which reads as if
+    the flag took a value; flags show no type in alloop's help."""
+    return None if self.is_flag else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_bool_marker
+
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped: a message quoting a config (``strategies: [random, entropy]``) is not markup;
+    # soft_wrap: paths and commands in it stay whole for copying
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -32,6 +43,9 @@ def run(
         str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue after the last completed round")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="start over: set the old label store aside (renamed with a timestamp, never deleted)")
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     threads: Annotated[
@@ -47,14 +61,30 @@ def run(
         import torch
 
         torch.set_num_threads(threads)
-    from alloop.config import ConfigError, load_config
+    from alloop.config import ConfigError, load_config, read_yaml
     from alloop.experiment import run_experiment
     from alloop.loop import StoreNotEmptyError
 
     try:
+        raw = read_yaml(config)
+        for section, command in (("compare", "alloop compare"), ("selection", "alloop select")):
+            if isinstance(raw, dict) and section in raw:
+                _fail(f"{config} has a {section}: section, which is for {command}: run "
+                      f"{command} {config} (or remove {section}: to run one loop)")
         cfg = load_config(config, seed=seed)
     except ConfigError as exc:
         _fail(str(exc))
+    if fresh and resume:
+        _fail("--fresh starts over and --resume continues: give one of them")
+    if fresh:
+        from alloop.store.archive import archive_store
+
+        try:
+            archived = archive_store(cfg.store.url or cfg.store_path())
+        except ValueError as exc:
+            _fail(str(exc))
+        if archived:
+            console.print(f"set the old label store aside as {archived}", highlight=False, soft_wrap=True)
     if ray is not None:
         cfg.scoring.backend = "ray"
         cfg.scoring.address = None if ray == "local" else ray
@@ -69,8 +99,20 @@ def run(
     for _, row in result.curve.iterrows():
         table.add_row(str(int(row["round"])), str(int(row["labels"])), *[f"{row[c]:.4f}" for c in metric_cols])
     Console().print(table)
+    metric = "accuracy" if "accuracy" in result.curve else "rmse"
+    if len(result.curve) and metric in result.curve:  # the figure also logged to MLflow, here too
+        from alloop.plots import plot_learning_curve
+
+        png = Path("reports") / cfg.name / f"{cfg.strategy.name}-seed{cfg.seed}-learning-curve.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot_learning_curve(result.curve, metric, png, title=f"{cfg.name}: {cfg.strategy.name}, seed {cfg.seed}")
+        Console().print(f"learning curve: {png}", highlight=False, soft_wrap=True)
     if result.run_id:
-        Console().print(f"MLflow parent run: {result.run_id}  (browse with: alloop ui)")
+        from alloop.tracking import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(tracking_uri or cfg.tracking.uri)
+        Console().print(f"MLflow parent run: {result.run_id}  (browse with: alloop ui --tracking-uri {uri})",
+                        highlight=False, soft_wrap=True)
 
 
 labels_app = typer.Typer(no_args_is_help=True, help="Work with a run's label store.")
@@ -179,13 +221,27 @@ def ui(
     port: Annotated[int, typer.Option(help="port to serve on")] = 5000,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
 ) -> None:
-    """Open the MLflow UI on the local store (sqlite:///mlflow.db by default)."""
+    """Open the MLflow UI on the local store (sqlite:///mlflow.db by default); Ctrl-C or SIGTERM stops it."""
+    from alloop.services.mlflow_server import (
+        interrupt_on_signals,
+        serve_until_signal,
+        start_mlflow_ui,
+    )
     from alloop.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    console.print(f"serving {uri} at http://{host}:{port}")
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    interrupt_on_signals()  # `kill PID` stops the server and its workers too
+    console.print(f"starting the MLflow UI on {uri} ...", highlight=False, soft_wrap=True)
+    try:
+        server = start_mlflow_ui(uri, host, port)
+    except (RuntimeError, KeyboardInterrupt) as exc:  # the server is stopped already
+        if isinstance(exc, KeyboardInterrupt):
+            raise typer.Exit(130) from None
+        _fail(str(exc))
+    console.print(f"serving {uri} at {server.url} (ready in {server.startup_seconds:.0f} s; "
+                  f"log: {server.log_path}). Ctrl-C stops it.", highlight=False, soft_wrap=True)
+    code = serve_until_signal(server)
+    raise typer.Exit(0 if code is None else code)
 
 
 def main() -> None:  # pragma: no cover - console entry point

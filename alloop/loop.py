@@ -41,6 +41,31 @@ class StoreNotEmptyError(RuntimeError):
     """A fresh run was started on a label store that already holds answers."""
 
 
+#: the config key behind each part of the run's fingerprint, for the resume message.
+_FINGERPRINT_KEYS = {
+    "seed": "seed", "strategy": "strategy.name", "pool": "data (the pool's shape)",
+    "ids": "data (which items are in the pool)", "model": "model",
+    "batch_size": "loop.batch_size", "batch_rule": "strategy.batch",
+}
+
+
+def describe_fingerprint_change(stored: dict[str, Any], now: dict[str, Any], store: str) -> str:
+    """Why a run cannot resume on ``store``: each setting that changed, then what to do."""
+    lines = [f"cannot resume: the label store {store} was written by a run with other settings:"]
+    keys = [k for k in _FINGERPRINT_KEYS if k in stored or k in now]
+    for key in keys + sorted((set(stored) | set(now)) - set(keys)):
+        if stored.get(key) != now.get(key):
+            was, is_ = stored.get(key), now.get(key)
+            if key == "ids":  # a hash: its value says nothing to a person
+                was, is_ = "other items", "these items"
+            lines.append(f"  {_FINGERPRINT_KEYS.get(key, key)}: {was!r} in the store, {is_!r} now")
+    lines.append(
+        "Put those settings back to continue it, or start over: alloop run CONFIG --fresh "
+        f"(sets {store} aside under a timestamped name), or give this run its own store.path"
+    )
+    return "\n".join(lines)
+
+
 @dataclass
 class LoopResult:
     """What a finished (or stopped) loop returns."""
@@ -66,6 +91,23 @@ def _changed_share(current: np.ndarray, previous: np.ndarray, task: str) -> floa
         scale = float(np.std(current)) or 1.0
         return float(np.mean(np.abs(current - previous) > 1e-3 * scale))
     return float(np.mean(current != previous))
+
+
+def _as_loop_model(model: Any, strategy: Strategy, classes: Any) -> Any:
+    """A scikit-learn estimator or a modAL learner, as a model the loop can use (``as_model``).
+
+    A modAL learner gives its estimator (the loop keeps the labels); a gradient strategy gets
+    ``LogisticRegression`` / ``Ridge`` as their GLM.
+    """
+    import sys
+
+    from alloop.models.sklearn_adapter import as_model
+
+    modal = sys.modules.get("modAL.models.base")  # not imported: it cannot be a modAL learner
+    if modal is not None and isinstance(model, modal.BaseLearner):
+        model = model.estimator
+    return as_model(model, differentiable="gradients" in strategy.needs,
+                    classes=None if classes is None else list(classes))
 
 
 def _rng(seed: int, round_: int, stream: int) -> np.random.Generator:
@@ -190,11 +232,12 @@ class ActiveLoop:
         metrics: Sequence[str] | None = None,
     ) -> None:
         self.pool = pool
-        self.model = model
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        model = _as_loop_model(model, self.strategy, classes)
         if self.strategy.fresh is not None:  # stateful (the portfolio): one instance per run
             self.strategy = self.strategy.fresh(self.strategy.check_options(strategy_params or {}))
             strategy_params = None
+        self.model = model
         check_compatible(self.strategy, model)
         self.oracle = oracle
         self.task = getattr(model, "task", "classification")
@@ -404,7 +447,8 @@ class ActiveLoop:
         if not resume and len(store):
             raise StoreNotEmptyError(
                 f"label store {store.path} already holds {len(store)} answers; continue it with "
-                "resume (alloop run CONFIG --resume) or choose a new store path"
+                "alloop run CONFIG --resume, start over with alloop run CONFIG --fresh (the old "
+                "store is kept under a timestamped name), or set a new store.path"
             )
         fingerprint = {
             "seed": self.seed,
@@ -417,9 +461,7 @@ class ActiveLoop:
         }
         stored = store.get_meta("fingerprint")
         if resume and stored is not None and stored != fingerprint:
-            raise ValueError(
-                f"cannot resume: the store was written by {stored!r}, this run is {fingerprint!r}"
-            )
+            raise ValueError(describe_fingerprint_change(stored, fingerprint, store.path))
         store.set_meta("fingerprint", fingerprint)
         run_id = self.tracker.start(
             self.run_name, self.params, store.get_meta("run_id") if resume else None
@@ -707,7 +749,10 @@ class ActiveLoop:
         if not pool.labeled.any():
             if getattr(self.oracle, "quit_requested", False):
                 return None
-            raise RuntimeError("no labels yet: the oracle answered none of the initial queries")
+            raise RuntimeError(
+                "no labels yet: the oracle answered none of the initial queries (oracle.timeout "
+                "ran out?); they stay open: answer them, then alloop run CONFIG --resume"
+            )
         if round_ == 0 and self.classes is not None:
             from alloop.cold_start import warn_missing_classes
 

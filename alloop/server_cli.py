@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +31,11 @@ def server_command(
     workers: Annotated[int, typer.Option(help="server worker processes")] = 1,
 ) -> None:
     """Serve MLflow tracking on PostgreSQL for `alloop run CONFIG --tracking-uri URL`."""
-    from alloop.services.mlflow_server import start_mlflow_server
+    from alloop.services.mlflow_server import (
+        interrupt_on_signals,
+        serve_until_signal,
+        start_mlflow_server,
+    )
 
     if backend_store_uri is None and postgres_dir is None:
         console.print("[bold red]error:[/] give --backend-store-uri URL (e.g. "
@@ -42,8 +44,9 @@ def server_command(
         raise typer.Exit(code=2)
     postgres = None
     server = None
-    # Ctrl-C and SIGTERM both end the foreground wait below and stop what was started
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C, SIGTERM and SIGHUP all end the start-up or the foreground wait below and stop
+    # what was started (the server's whole process group, so its port is free again)
+    interrupt_on_signals()
     try:
         if postgres_dir is not None:
             from alloop.services.postgres import start_postgres
@@ -58,7 +61,8 @@ def server_command(
                 backend_store_uri = postgres.create_database("mlflow")
         console.print(f"starting mlflow server on {host}:{port} (store: {backend_store_uri}) ...")
         try:
-            server = start_mlflow_server(backend_store_uri, artifacts_destination, host, port)
+            server = start_mlflow_server(backend_store_uri, artifacts_destination, host, port,
+                                         workers=workers)
         except RuntimeError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(code=1) from None
@@ -71,8 +75,8 @@ def server_command(
             "Ctrl-C stops it.",
             highlight=False,
         )
-        while server.process.poll() is None:
-            time.sleep(1.0)
+        if serve_until_signal(server) is None:
+            raise KeyboardInterrupt  # Ctrl-C or a signal: say so below
         console.print(f"[bold red]mlflow server exited[/] (code {server.process.returncode}); "
                       f"see {server.log_path}", highlight=False)
         raise typer.Exit(code=1)

@@ -39,6 +39,7 @@ from oracles.answers import AnswerError, AnswerParser, ParsedAnswer
 from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.cells import guard_cell, unguard_cell
 from oracles.display import QueryDisplay
+from oracles.instructions import files_instructions, tell
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +351,9 @@ class FileExchangeOracle:
         _write_atomic(self.dir / "README.txt", self._instructions(round_))
         log.info("wrote %d queries to %s; answers are read from %s",
                  len(queries), path, self.answers_path(round_))
+        tell(*files_instructions(round_, len(queries), path, self.answers_path(round_),
+                                 self.parser.valid_answers(), jsonl=self.format == "jsonl",
+                                 annotators=self.annotators))
         return path
 
     def _instructions(self, round_: int) -> str:

@@ -21,7 +21,10 @@ TrackingOption = Annotated[
 
 
 def _fail(message: str) -> None:
-    _console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped: the example in a message (``strategies: [random, entropy]``) is not rich markup
+    from rich.markup import escape
+
+    _console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

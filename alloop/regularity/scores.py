@@ -490,7 +490,8 @@ def ssi_directions(
         curvature = max(abs(raw), floor)
         warnings.warn(
             f"SSI: {reason}, so s is not an interior minimum of the validation loss; dividing "
-            f"by max(|V''|, floor) = {curvature:.3g}. Widen the bounds or check the "
+            f"by max(|V''|, floor) = {curvature:.3g}. Widen the search range "
+            "(strategy.params.s_bounds in a config, s_bounds= in Python) or check the "
             "validation split.",
             RuntimeWarning,
             stacklevel=2,

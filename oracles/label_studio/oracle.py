@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from oracles.answers import AnswerError, AnswerParser
 from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import QueryDisplay
+from oracles.instructions import label_studio_instructions, tell
 from oracles.label_studio.schema import (
     META_KEY,
     SCORE_KEY,
@@ -331,6 +332,7 @@ class LabelStudioOracle:
             task_ids += self.api.import_tasks(project, [p for _, p in fresh])
         log.info("round %d: %d task(s) in Label Studio project %d (%d new)",
                  round_, len(task_ids), project, len(fresh))
+        tell(*label_studio_instructions(f"{self.url}/projects/{project}/", round_, len(task_ids)))
         return task_ids
 
     # ----------------------------------------------------------------- pulling

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -26,6 +25,7 @@ from oracles.annotators import POLICIES, AssignmentPolicy, _check_k, annotator_i
 from oracles.answers import AnswerParser
 from oracles.base import Answer, AnswerSink, Query, check_wait_settings
 from oracles.display import QueryDisplay
+from oracles.instructions import tell, web_instructions
 from oracles.web.board import Board
 from oracles.web.tokens import TokenStore
 
@@ -196,11 +196,7 @@ class WebOracle:
             self.url = f"http://{shown}:{port}/"
         missing = sorted(set(self.annotators) - {t.annotator for t in self.tokens.list() if t.active})
         if self.announce:
-            print(f"annotation page: {self.url}  (annotators sign in with their token)",
-                  file=sys.stderr)
-            if missing:
-                print(f"annotators without a token yet: {', '.join(missing)}; make one with: "
-                      f"alloop annotate token CONFIG --annotator ID", file=sys.stderr)
+            tell(*web_instructions(self.url, None, None, missing))
         log.info("annotation page serving at %s", self.url)
         return self.url
 
