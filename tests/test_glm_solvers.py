@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import strategies
-from alloop.models import SoftmaxGLM
+from alloop.models import LogisticGLM, SoftmaxGLM
 from alloop.models.glm import NEWTON_CG_MIN_PARAMS
 
 
@@ -72,3 +72,18 @@ def test_every_strategy_scores_as_before(name):
     # tol 1e-13 and 1e-15 themselves (9e-10); the old default tol=1e-10 was 7e-9 off.
     rel = 2e-9 if name == "ssi" else 1e-10
     np.testing.assert_allclose(a, b, rtol=0, atol=rel * scale)
+
+
+@pytest.mark.parametrize(
+    "make, d, k",
+    [(lambda: LogisticGLM(s=0.0), 6, 2), (lambda: SoftmaxGLM(s=-1.0), 6, 4),
+     (lambda: SoftmaxGLM(s=-1.0), 30, 5)],
+    ids=["binary-dense", "softmax-dense", "softmax-cg"],
+)
+def test_warm_start_reaches_the_cold_optimum(make, d, k):
+    """The loop refits from last round's θ* (``with_s``); that must not move θ* beyond 1e-10."""
+    X, y = _data(200, d=d, k=k, seed=4)
+    first = make().fit(X[:120], y[:120], classes=range(k))
+    warm = first.with_s(first.s).fit(X, y, classes=range(k))
+    cold = make().fit(X, y, classes=range(k))
+    torch.testing.assert_close(warm.theta_, cold.theta_, rtol=0, atol=1e-10)
