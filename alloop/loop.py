@@ -232,7 +232,6 @@ class ActiveLoop:
         self.params = params or {}
         self.metric = default_metric(self.task)
         self._s: float | None = getattr(model, "s", None)
-        self._last_fit: Any = None
 
     # ----------------------------------------------------------------- helpers
     def _eval_features(self) -> Any:
@@ -263,21 +262,10 @@ class ActiveLoop:
                     s0=self._s, **kwargs,
                 )
                 self._s = s
-                return self._remember(self._template(s).fit(X, y, **kwargs))
+                return self.model.with_s(s).clone().fit(X, y, **kwargs)
         if self._s is not None and hasattr(self.model, "with_s"):
-            return self._remember(self._template(self._s).fit(X, y, **kwargs))
+            return self.model.with_s(self._s).clone().fit(X, y, **kwargs)
         return self.model.clone().fit(X, y, **kwargs)
-
-    def _template(self, s: float) -> Any:
-        """The model to fit this round at ``s``: last round's fit as a warm start (``with_s``
-        keeps θ*; a GLM converges to the same optimum in fewer Newton steps), else the template.
-        """
-        last = self._last_fit if self._last_fit is not None else self.model.clone()
-        return last.with_s(s)
-
-    def _remember(self, model: Any) -> Any:
-        self._last_fit = model
-        return model
 
     def _context(self, round_: int) -> dict[str, Any]:
         X_l, y_l = self.pool.labeled_data()

@@ -178,7 +178,8 @@ def influence_rows(n_train: int, d: int, n_val: int, repeats: int) -> list[dict[
     def alloop_scores(method: str) -> torch.Tensor:
         G = model.per_point_grads(theta, Xt_tr, yt_tr)  # (n, p)
         Gv = model.per_point_grads(theta, Xt_v, yt_v)  # (m, p)
-        V = solve(model, Gv.T, method)  # (p, m): H⁻¹ g_val for every validation point
+        options = {"tol": 1e-10} if method == "cg" else {}
+        V = solve(model, Gv.T, method, **options)  # (p, m): H⁻¹ g_val, every validation point
         return G @ V  # (n, m): g_iᵀ H⁻¹ g_j (dattri's sign and layout)
 
     net = torch.nn.Linear(d, 1, bias=False).double()
@@ -204,7 +205,9 @@ def influence_rows(n_train: int, d: int, n_val: int, repeats: int) -> list[dict[
         if kind == "explicit":
             att = IFAttributorExplicit(task, regularization=lam)
         else:
-            att = IFAttributorCG(task, regularization=lam, max_iter=200, tol=1e-12)
+            # dattri's CG ignores ``tol`` and runs exactly max_iter steps (0/0 = nan once the
+            # residual vanishes), so it gets p steps: exact CG's count in exact arithmetic
+            att = IFAttributorCG(task, regularization=lam, max_iter=d)
         att.cache(train_loader)
         return att.attribute(train_loader, val_loader)
 
