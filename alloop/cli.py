@@ -49,7 +49,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="override the config's seed")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     threads: Annotated[
-        int | None, typer.Option(help="torch threads (1 is fastest for small models on a busy machine)")
+        int | None, typer.Option(help="torch/BLAS threads (default: the idle cores, cores − load average, at least 1)")
     ] = None,
     ray: Annotated[
         str | None,
@@ -57,10 +57,9 @@ def run(
     ] = None,
 ) -> None:
     """Run the active-learning loop a config describes, one MLflow nested run per round."""
-    if threads is not None:
-        import torch
+    from alloop.threads import set_threads
 
-        torch.set_num_threads(threads)
+    set_threads(threads)  # default: the idle cores (README, "Threads")
     from alloop.config import ConfigError, load_config, read_yaml
     from alloop.experiment import run_experiment
     from alloop.loop import StoreNotEmptyError

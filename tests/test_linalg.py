@@ -36,6 +36,12 @@ def test_hessian_products_and_solves_match_autograd(digits, make, sparse):
     for method in ("exact", "cg"):
         x = solve(model, v, method)
         assert torch.allclose(x, reference, rtol=1e-6, atol=1e-8), method
+    # several right-hand sides at once (batched CG): each column is its own dense solve
+    V = torch.stack([v, 2.0 * v.flip(0), torch.ones_like(v)], dim=1)
+    Vb = V if Q is None else V - Q @ (Q.T @ V)
+    ref_many = torch.linalg.solve(brute if Q is None else brute + Q @ Q.T, Vb)
+    for method in ("exact", "cg"):
+        assert torch.allclose(solve(model, V, method), ref_many, rtol=1e-6, atol=1e-8), method
 
 
 def test_jitter_rescues_a_numerically_singular_matrix_and_warns():

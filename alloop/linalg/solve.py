@@ -58,8 +58,13 @@ def solve(
     op = (lambda v: hvp(v) + damping * v) if damping else hvp
     if b.dim() == 1:
         return _project_out(Q, conjugate_gradient(op, b, tol=tol, max_iter=max_iter))
-    cols = [conjugate_gradient(op, b[:, j], tol=tol, max_iter=max_iter) for j in range(b.shape[1])]
-    return _project_out(Q, torch.stack(cols, dim=1))
+    # all right-hand sides in the same iterations: one batched H-product each (vmap over the
+    # columns; torch has no batching rule for sparse products, so sparse X loops the columns)
+    if model.X_train_ is not None and model.X_train_.is_sparse:
+        batched = lambda V: torch.stack([op(V[:, j]) for j in range(V.shape[1])], 1)  # noqa: E731
+    else:
+        batched = torch.func.vmap(op, 1, 1)
+    return _project_out(Q, conjugate_gradient(batched, b, tol=tol, max_iter=max_iter))
 
 
 def conjugate_gradient(
@@ -71,34 +76,44 @@ def conjugate_gradient(
 ) -> torch.Tensor:
     """Conjugate gradients for A x = b with a symmetric positive-definite operator ``op``.
 
-    Stops when ‖r‖ ≤ tol·‖b‖. Warns if the iteration budget (default 10·dim) runs out.
+    ``b`` is one right-hand side (p,) or several (p, m); with several, ``op`` maps (p, m) to
+    (p, m) column by column and every column runs its own CG (its own step sizes) in the same
+    iterations, so one batched product serves all of them. A column stops moving once
+    ‖r‖ ≤ tol·‖b‖. Warns if the iteration budget (default 10·p) runs out.
     """
-    max_iter = 10 * b.numel() if max_iter is None else max_iter
-    x = torch.zeros_like(b)
-    r = b.clone()
+    single = b.dim() == 1
+    B = b.unsqueeze(1) if single else b
+    apply = (lambda V: op(V[:, 0]).unsqueeze(1)) if single else op  # noqa: E731
+    max_iter = 10 * B.shape[0] if max_iter is None else max_iter
+    x = torch.zeros_like(B)
+    r = B.clone()
     p = r.clone()
-    rs = r @ r
-    target = (tol * b.norm()) ** 2
+    rs = (r * r).sum(0)
+    target = (tol * B.norm(dim=0)) ** 2
     for _ in range(max_iter):
-        if rs <= target:
-            return x
-        Ap = op(p)
-        curvature = p @ Ap
-        if curvature <= 0:
+        active = rs > target
+        if not bool(active.any()):
+            return x[:, 0] if single else x
+        Ap = apply(p)
+        curvature = (p * Ap).sum(0)
+        if bool((curvature[active] <= 0).any()):
             raise ValueError(
                 "conjugate gradients met non-positive curvature: the Hessian is not positive "
                 "definite at θ* (not a minimum, or λ = 0); refit to convergence or add damping"
             )
-        alpha = rs / curvature
+        # converged columns keep x (α = 0) and p (β = 1); no division by their zero curvature
+        alpha = torch.where(active, rs / torch.where(active, curvature, 1.0), 0.0)
         x = x + alpha * p
         r = r - alpha * Ap
-        rs_new = r @ r
-        p = r + (rs_new / rs) * p
-        rs = rs_new
+        rs_new = (r * r).sum(0)
+        beta = torch.where(active, rs_new / torch.where(active, rs, 1.0), 1.0)
+        p = torch.where(active, r + beta * p, p)
+        rs = torch.where(active, rs_new, rs)
+    worst = float((rs.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max())
     warnings.warn(
         f"conjugate gradients stopped after {max_iter} iterations with relative residual "
-        f"{(rs.sqrt() / b.norm()).item():.2e}",
+        f"{worst:.2e}",
         RuntimeWarning,
         stacklevel=2,
     )
-    return x
+    return x[:, 0] if single else x
