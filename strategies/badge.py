@@ -10,11 +10,12 @@ probability ∝ its squared distance to the nearest item already chosen.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    import torch
 
 from strategies._order import n_picks, order_scores
 from strategies.registry import strategy
@@ -22,6 +23,9 @@ from strategies.registry import strategy
 
 def _last_layer_input(model: Any, X: torch.Tensor) -> torch.Tensor:
     """h(x) with a trailing 1 for the bias: what the last layer of ``model`` multiplies."""
+    import torch
+    from torch import nn
+
     from alloop.models.glm import GLM
     from alloop.models.mlp import TorchModel
 
@@ -47,6 +51,8 @@ def gradient_embedding(model: Any, X: Any) -> np.ndarray:
     trailing block is still the gradient of a would-be bias). The layout is the layer's
     parameters (weight rows, then bias), flattened row by row.
     """
+    import torch
+
     from alloop.models import likelihoods as lk
     from alloop.models.tensors import as_dense, as_features
 

@@ -15,7 +15,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import Field
-from scipy.special import xlogy
 
 from strategies.base import StrategyOptions
 from strategies.committee import aligned_proba, bootstrap_committee, class_set
@@ -41,6 +40,7 @@ class SupportsMCDropout(Protocol):
 
 def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
     """Shannon entropy −Σ p log p along ``axis`` (nats; 0 log 0 = 0)."""
+    from scipy.special import xlogy
     return 0.0 - xlogy(p, p).sum(axis=axis)
 
 

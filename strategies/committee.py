@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from scipy.special import rel_entr, xlogy
 
 from strategies.base import StrategyOptions
 from strategies.registry import strategy
@@ -157,6 +156,7 @@ def vote_entropy(votes: np.ndarray, classes: np.ndarray) -> np.ndarray:
     >>> vote_entropy(np.array([[0, 1], [0, 0]]), np.array([0, 1])).round(4).tolist()
     [0.0, 0.6931]
     """
+    from scipy.special import xlogy
     votes = np.asarray(votes)
     m = votes.shape[0]
     share = np.stack([(votes == c).sum(axis=0) for c in classes], axis=1) / m
@@ -174,6 +174,7 @@ def max_consensus_kl(probas: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray, shape (n,)
     """
+    from scipy.special import rel_entr
     consensus = probas.mean(axis=0, keepdims=True)
     return rel_entr(probas, consensus).sum(axis=2).max(axis=0)
 

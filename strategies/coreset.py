@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import pairwise_distances_argmin_min
 
 from strategies.registry import strategy
 
@@ -37,6 +36,7 @@ def nearest_labeled_distance(X_pool: Any, X_labeled: Any) -> np.ndarray:
     >>> nearest_labeled_distance(np.array([[0.0, 3.0], [1.0, 0.0]]), np.array([[0.0, -1.0]]))
     array([4.        , 1.41421356])
     """
+    from sklearn.metrics import pairwise_distances_argmin_min
     if X_pool.shape[1] != X_labeled.shape[1]:
         raise ValueError(
             f"the pool has {X_pool.shape[1]} features but the labeled set has "

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from sklearn.metrics import pairwise_distances_chunked
 
 from strategies.base import StrategyOptions
 from strategies.registry import strategy
@@ -33,6 +32,7 @@ def information_density(X: Any) -> np.ndarray:
     >>> information_density(np.array([[0.0], [1.0]])).tolist()
     [0.75, 0.75]
     """
+    from sklearn.metrics import pairwise_distances_chunked
     parts = [
         (1.0 / (1.0 + D)).mean(axis=1)
         for D in pairwise_distances_chunked(X, metric="euclidean")

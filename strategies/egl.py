@@ -27,16 +27,17 @@ gradient per item instead of an integral.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-from alloop.models import likelihoods as lk
-from alloop.models.base import DifferentiableModel, NotDifferentiableError
-from alloop.models.glm import GLM
-from alloop.models.tensors import DTYPE, as_dense, as_features
+if TYPE_CHECKING:
+    import torch
+
+    from alloop.models import likelihoods as lk
+    from alloop.models.base import DifferentiableModel
+    from alloop.models.glm import GLM
+
 from strategies.registry import strategy
 
 #: about this many float64 values per block of per-point gradients (32 MiB).
@@ -54,6 +55,9 @@ def expected_residual_norm(
     >>> expected_residual_norm("bernoulli", torch.zeros(1, 1, dtype=torch.float64)).tolist()
     [0.5]
     """
+    import torch
+
+    from alloop.models import likelihoods as lk
     if likelihood == "gaussian":
         return torch.full((f.shape[0],), math.sqrt(2.0 / math.pi / sigma2), dtype=f.dtype)
     if likelihood == "bernoulli":
@@ -67,6 +71,10 @@ def expected_residual_norm(
 
 
 def _row_sq_norms(X: Any) -> np.ndarray:
+    import scipy.sparse as sp
+    import torch
+
+    from alloop.models.tensors import as_dense
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
     if isinstance(X, torch.Tensor):
@@ -76,6 +84,8 @@ def _row_sq_norms(X: Any) -> np.ndarray:
 
 
 def _has_closed_form(model: DifferentiableModel) -> bool:
+    from alloop.models.base import DifferentiableModel
+    from alloop.models.glm import GLM
     return (
         isinstance(model, GLM)
         and type(model).output is GLM.output
@@ -91,6 +101,10 @@ def _glm_egl(model: GLM, X: Any) -> np.ndarray:
 
 
 def _generic_egl(model: DifferentiableModel, X: Any) -> np.ndarray:
+    import torch
+
+    from alloop.models import likelihoods as lk
+    from alloop.models.tensors import DTYPE, as_dense, as_features
     theta = model.theta_
     Xt = as_dense(as_features(X))
     n = Xt.shape[0]
@@ -135,6 +149,7 @@ def expected_gradient_length(
     >>> (expected_gradient_length(model, X) / np.sqrt(2 / np.pi)).round(4).tolist()  # ‖[x, 1]‖
     [1.0, 1.4142, 2.2361]
     """
+    from alloop.models.base import DifferentiableModel, NotDifferentiableError
     if not isinstance(model, DifferentiableModel):
         raise NotDifferentiableError(
             f"expected gradient length needs a differentiable alloop model; got "

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from scipy.special import xlogy
 
 from strategies.bald import PosteriorOptions, posterior_probas
 from strategies.registry import strategy
@@ -53,6 +52,7 @@ def expected_predictive_information_gain(
     >>> float(expected_predictive_information_gain(p, p).round(4)[0])  # = log 2
     0.6931
     """
+    from scipy.special import xlogy
     probas = np.asarray(probas, dtype=np.float64)
     target = np.asarray(target_probas, dtype=np.float64)
     T = probas.shape[0]

@@ -18,7 +18,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from alloop.influence.ip_adding import expected_scores
 from strategies.base import StrategyOptions, check_compatible
 from strategies.registry import get, strategy
 
@@ -50,6 +49,7 @@ def influence_strategy(
     damping: float = 0.0,
     **_: Any,
 ) -> np.ndarray:
+    from alloop.influence.ip_adding import expected_scores
     check_compatible(get("influence"), model)
     if X_val is None or y_val is None:
         raise ValueError(

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
-from sklearn.cluster import KMeans
-from sklearn.neighbors import radius_neighbors_graph
 
 from strategies._order import n_picks, order_scores
 from strategies.base import StrategyOptions
@@ -39,6 +37,7 @@ class ProbCoverOptions(StrategyOptions):
 
 def ball_graph(X: Any, delta: float) -> sp.csr_matrix:
     """A[i, j] = 1 when ‖x_i − x_j‖ ≤ δ (sparse, self-loops included)."""
+    from sklearn.neighbors import radius_neighbors_graph
     A = radius_neighbors_graph(X, delta, mode="connectivity", include_self=True)
     return sp.csr_matrix(A, dtype=np.float64)
 
@@ -51,6 +50,7 @@ def purity_delta(
 
     The smallest δ is returned when even it is impure.
     """
+    from sklearn.cluster import KMeans
     cluster = KMeans(n_clusters=n_classes, n_init=1, random_state=int(rng.integers(2**31))).fit_predict(X)
     best = float(deltas[0])
     for delta in deltas:

@@ -25,27 +25,24 @@ which a per-round state cannot carry: its ``prepare`` raises :class:`~strategies
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
 
-from alloop.models.base import DifferentiableModel
-from alloop.regularity.hypergradient import check_differentiable
-from alloop.regularity.scores import (
-    BATCH_SIZE,
-    SSIDirections,
-    checked_tangent,
-    sld_scores,
-    ssi_directions,
-    ssi_scores,
-    sti_direction,
-    sti_scores,
-)
 from strategies.base import NotRowWise, StrategyOptions, check_compatible
 from strategies.registry import get, strategy
+
+if TYPE_CHECKING:
+    import torch
+
+    from alloop.models.base import DifferentiableModel
+    from alloop.regularity.scores import SSIDirections
+
+#: rows per JVP batch; equals alloop.regularity.scores.BATCH_SIZE (tests/test_startup.py keeps
+#: them equal), copied so that listing strategies needs no torch import.
+BATCH_SIZE = 8192
 
 VARIANTS = ("unlabeled", "labeled")
 
@@ -130,6 +127,7 @@ class SSIState:
 
 def directional_rows(state: DirectionState, X_rows: Any) -> np.ndarray:
     """E_y[(g·v)²] of each row along the state's direction: SLD's and STI's ``score_rows``."""
+    from alloop.regularity.scores import sld_scores
     return sld_scores(
         state.model, X_rows, tangent=state.direction, batch_size=state.batch_size
     )
@@ -137,6 +135,7 @@ def directional_rows(state: DirectionState, X_rows: Any) -> np.ndarray:
 
 def ssi_rows(state: SSIState, X_rows: Any) -> np.ndarray:
     """SSI of each row from the state's directions: SSI's ``score_rows``."""
+    from alloop.regularity.scores import ssi_scores
     return ssi_scores(
         state.model, X_rows, directions=state.directions, batch_size=state.batch_size
     )
@@ -154,6 +153,8 @@ def sld_prepare(
     **_: Any,
 ) -> DirectionState:
     """SLD's per-round state: the model and its regularity tangent θ̇."""
+    from alloop.regularity.hypergradient import check_differentiable
+    from alloop.regularity.scores import checked_tangent
     check_compatible(get("sld"), model)
     _unlabeled_only("sld", variant, y_pool)
     model = check_differentiable(model, "SLD")
@@ -179,6 +180,7 @@ def sld_strategy(
     batch_size: int = BATCH_SIZE,
     **_: Any,
 ) -> np.ndarray:
+    from alloop.regularity.scores import sld_scores
     check_compatible(get("sld"), model)
     y = _pool_labels("sld", variant, y_pool)
     if y is not None:
@@ -206,6 +208,8 @@ def sti_prepare(
     **_: Any,
 ) -> DirectionState:
     """STI's per-round state: the model and q = H⁻¹θ̂ (θ̇ and q share one factorization)."""
+    from alloop.regularity.hypergradient import check_differentiable
+    from alloop.regularity.scores import sti_direction
     check_compatible(get("sti"), model)
     _unlabeled_only("sti", variant, y_pool)
     model = check_differentiable(model, "STI")
@@ -241,6 +245,7 @@ def sti_strategy(
     batch_size: int = BATCH_SIZE,
     **_: Any,
 ) -> np.ndarray:
+    from alloop.regularity.scores import sti_scores
     check_compatible(get("sti"), model)
     y = _pool_labels("sti", variant, y_pool)
     options = dict(
@@ -280,6 +285,8 @@ def ssi_prepare(
     **_: Any,
 ) -> SSIState:
     """SSI's per-round state: the model, its directions θ̇, u, d and V''(s)."""
+    from alloop.regularity.hypergradient import check_differentiable
+    from alloop.regularity.scores import ssi_directions
     check_compatible(get("ssi"), model)
     _validation_split(X_val, y_val)
     _unlabeled_only("ssi", variant, y_pool)
@@ -327,6 +334,7 @@ def ssi_strategy(
     third_order: bool = True,
     **_: Any,
 ) -> np.ndarray:
+    from alloop.regularity.scores import ssi_scores
     check_compatible(get("ssi"), model)
     _validation_split(X_val, y_val)
     y = _pool_labels("ssi", variant, y_pool)

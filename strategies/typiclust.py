@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from sklearn.cluster import KMeans
-from sklearn.neighbors import NearestNeighbors
 
 from strategies._order import n_picks, order_scores
 from strategies.base import StrategyOptions
@@ -37,6 +35,7 @@ def typicality(X: np.ndarray, k_neighbors: int = 5) -> np.ndarray:
     >>> typicality(np.array([[0.0], [1.0], [3.0]]), 1).round(6).tolist()
     [1.0, 1.0, 0.5]
     """
+    from sklearn.neighbors import NearestNeighbors
     n = X.shape[0]
     if n == 1:
         return np.ones(1)
@@ -67,6 +66,7 @@ def typiclust_select(
     k_neighbors : int
         Neighbours of the typicality.
     """
+    from sklearn.cluster import KMeans
     X = np.asarray(X, dtype=np.float64)
     labeled = np.asarray(labeled, dtype=bool)
     n_clusters = min(int(labeled.sum()) + k, X.shape[0])

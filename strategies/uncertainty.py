@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from modAL.uncertainty import classifier_entropy, classifier_margin, classifier_uncertainty
 
 from strategies.registry import strategy
 
@@ -41,16 +40,19 @@ def least_confident(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
     >>> least_confident(Fixed(), np.zeros((2, 1))).round(3).tolist()
     [0.1, 0.5]
     """
+    from modAL.uncertainty import classifier_uncertainty
     return np.asarray(classifier_uncertainty(model, X_pool), dtype=np.float64)
 
 
 def negative_margin(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
     """``−(p₁ − p₂)``, minus the gap between the two most probable classes."""
+    from modAL.uncertainty import classifier_margin
     return -np.asarray(classifier_margin(model, X_pool), dtype=np.float64)
 
 
 def predictive_entropy(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
     """``−Σ_c p(c | x) log p(c | x)`` in nats."""
+    from modAL.uncertainty import classifier_entropy
     return np.asarray(classifier_entropy(model, X_pool), dtype=np.float64)
 
 

@@ -8,38 +8,56 @@
 - :func:`summarize` and the rest of :mod:`alloop.compare.stats` — the statistics themselves.
 """
 
+import importlib
 import sys
 import types
 
-from alloop.compare.config import CompareConfig, load_compare_config, parse_compare_config
-from alloop.compare.report import Report, report, write_page
-from alloop.compare.runner import CompareError, compare, fit_full_data
-from alloop.compare.runs import Comparison, load_comparison
-from alloop.compare.stats import normalized_auc, paired_wilcoxon, summarize
+# Loaded on first use (PEP 562): ``alloop --help`` imports alloop.compare.cli, and the report
+# and runner pull in pandas, matplotlib and MLflow.
+_SOURCES = {
+    "CompareConfig": "config",
+    "load_compare_config": "config",
+    "parse_compare_config": "config",
+    "Report": "report",
+    "report": "report",
+    "write_page": "report",
+    "CompareError": "runner",
+    "compare": "runner",
+    "fit_full_data": "runner",
+    "Comparison": "runs",
+    "load_comparison": "runs",
+    "normalized_auc": "stats",
+    "paired_wilcoxon": "stats",
+    "summarize": "stats",
+}
 
-__all__ = [
-    "CompareConfig",
-    "CompareError",
-    "Comparison",
-    "Report",
-    "compare",
-    "fit_full_data",
-    "load_compare_config",
-    "load_comparison",
-    "normalized_auc",
-    "paired_wilcoxon",
-    "parse_compare_config",
-    "report",
-    "summarize",
-    "write_page",
-]
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))
 
 
 class _CallableModule(types.ModuleType):
     """This package, callable as :func:`compare` (the name a notebook reaches for)."""
 
     def __call__(self, *args, **kwargs):
-        return compare(*args, **kwargs)
+        return self.compare(*args, **kwargs)
+
+    def __setattr__(self, name, value):
+        # Importing the submodule alloop.compare.report binds it here as ``report``; the
+        # package's ``report`` stays the function, as when this package imported it eagerly.
+        if isinstance(value, types.ModuleType) and name in _SOURCES:
+            return
+        super().__setattr__(name, value)
 
 
 sys.modules[__name__].__class__ = _CallableModule
