@@ -7,7 +7,7 @@ forward JVP of the model output per vector and row batch, fed to the closed form
 * SLD — per fit: θ̇ = −H⁻¹ρ (the tangent). Per row batch: one JVP along θ̇.
 * STI — per fit: θ̇ and q = H⁻¹θ̂ (one extra solve). Per row batch: one JVP along q.
 * SSI — per fit: θ̇; u = H⁻¹g_V; a = H⁻¹H_Vθ̇; b = e^s H⁻¹∇²C u; e = H⁻¹∇_θ(uᵀHθ̇)
-  (the third-order term, see :func:`ssi_directions`); V''(s) from two refits.
+  (the third-order term, see :func:`ssi_directions`); V''(s) in closed form from those.
   Per row batch: JVPs along d = b − a + e, u and θ̇.
 
 Without labels (``y=None``) every score is the expectation over y ~ p(y | x; θ*), the default
