@@ -12,7 +12,8 @@ Options (keyword arguments, e.g. ``strategy.params`` of the experiment config), 
 default, or "labeled" with ``y_pool``), ``tangent_method`` ("exact", "cg", "lissa", "sgdf"),
 ``damping``, ``batch_size``; STI and SSI also take ``solve_method`` ("exact", "cg") and
 ``solve_options`` (``tol``, ``max_iter`` of the solves, e.g. a CG budget for a network); SSI
-also ``fd_step``, ``s_bounds``, ``curvature_floor`` and ``third_order``. Any other name is
+also ``curvature_method`` ("exact", the default, or "difference" with ``fd_step``),
+``s_bounds``, ``curvature_floor`` and ``third_order``. Any other name is
 refused (:class:`~strategies.base.StrategyOptionsError`).
 
 All three are row-wise in their default (unlabeled) variant: ``prepare`` does the per-round
@@ -76,7 +77,12 @@ class STIOptions(SLDOptions):
 class SSIOptions(STIOptions):
     """Options of ``ssi``: STI's plus the finite-difference and s-search settings."""
 
-    fd_step: float = Field(1e-3, gt=0.0, strict=True)
+    curvature_method: Literal["exact", "difference"] = Field(
+        "exact", description="V''(s) in closed form, or by a central difference of two refits"
+    )
+    fd_step: float = Field(
+        1e-3, gt=0.0, strict=True, description="step in s of curvature_method='difference'"
+    )
     s_bounds: tuple[float, float] | None = (-10.0, 10.0)
     curvature_floor: float | None = Field(None, ge=0.0, strict=True)
     third_order: bool = Field(True, strict=True)
@@ -282,6 +288,7 @@ def ssi_prepare(
     s_bounds: tuple[float, float] | None = (-10.0, 10.0),
     curvature_floor: float | None = None,
     third_order: bool = True,
+    curvature_method: str = "exact",
     **_: Any,
 ) -> SSIState:
     """SSI's per-round state: the model, its directions θ̇, u, d and V''(s)."""
@@ -303,6 +310,7 @@ def ssi_prepare(
         bounds=s_bounds,
         curvature_floor=curvature_floor,
         third_order=third_order,
+        curvature_method=curvature_method,
     )
     return SSIState(model, directions, batch_size)
 
@@ -332,6 +340,7 @@ def ssi_strategy(
     s_bounds: tuple[float, float] | None = (-10.0, 10.0),
     curvature_floor: float | None = None,
     third_order: bool = True,
+    curvature_method: str = "exact",
     **_: Any,
 ) -> np.ndarray:
     from alloop.regularity.scores import ssi_scores
@@ -341,7 +350,7 @@ def ssi_strategy(
     options = dict(
         tangent_method=tangent_method, solve_method=solve_method, damping=damping,
         solve_options=solve_options, fd_step=fd_step, curvature_floor=curvature_floor,
-        third_order=third_order,
+        third_order=third_order, curvature_method=curvature_method,
     )
     if y is not None:
         return ssi_scores(

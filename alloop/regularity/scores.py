@@ -7,7 +7,7 @@ forward JVP of the model output per vector and row batch, fed to the closed form
 * SLD — per fit: θ̇ = −H⁻¹ρ (the tangent). Per row batch: one JVP along θ̇.
 * STI — per fit: θ̇ and q = H⁻¹θ̂ (one extra solve). Per row batch: one JVP along q.
 * SSI — per fit: θ̇; u = H⁻¹g_V; a = H⁻¹H_Vθ̇; b = e^s H⁻¹∇²C u; e = H⁻¹∇_θ(uᵀHθ̇)
-  (the third-order term, see :func:`ssi_directions`); V''(s) from two refits.
+  (the third-order term, see :func:`ssi_directions`); V''(s) in closed form from those.
   Per row batch: JVPs along d = b − a + e, u and θ̇.
 
 Without labels (``y=None``) every score is the expectation over y ~ p(y | x; θ*), the default
@@ -417,8 +417,9 @@ def ssi_directions(
     curvature_floor: float | None = None,
     third_order: bool = True,
     solve_options: dict[str, Any] | None = None,
+    curvature_method: str = "exact",
 ) -> SSIDirections:
-    """θ̇, u, d and V''(s) for SSI: four solves (three without ``third_order``), two refits.
+    """θ̇, u, d and V''(s) for SSI: four solves (three without ``third_order``), no refit.
 
     The model should be fitted at s* = argmin V (what :func:`select_regularity` returns);
     ds*/dε is the implicit derivative of the stationary point of V at the model's s.
@@ -443,7 +444,8 @@ def ssi_directions(
     tangent_method, solve_method, damping
         As :func:`sti_scores`.
     fd_step : float
-        Step h of the central difference V'' ≈ (V'(s+h) − V'(s−h)) / 2h.
+        Step h of the central difference V'' ≈ (V'(s+h) − V'(s−h)) / 2h
+        (``curvature_method="difference"`` only).
     bounds : (float, float) or None
         The search interval s* was chosen on. When s sits at one of them, V''(s) is not the
         curvature of a minimum: a warning is given and max(|V''|, floor) is used.
@@ -454,8 +456,16 @@ def ssi_directions(
         Keep the third-derivative term e (exact first order for GLMs); see above.
     solve_options : dict, optional
         ``tol`` / ``max_iter`` for the linear solves (and an "exact" or "cg" tangent).
+    curvature_method : {"exact", "difference"}
+        "exact" (default): V''(s) from the quantities already at hand, no refit (see
+        :func:`_exact_curvature`). "difference": the central difference of V' over two
+        warm-started refits at s ± ``fd_step`` (the former default; O(h²) error).
     """
     model = check_differentiable(model, "SSI")
+    if curvature_method not in ("exact", "difference"):
+        raise ValueError(
+            f"curvature_method must be 'exact' or 'difference'; got {curvature_method!r}"
+        )
     Xv, yv = validation_tensors(model, X_val, y_val)
     method = _solve_method(tangent_method, solve_method)
     solve_kw = dict(solve_options or {})
@@ -468,14 +478,19 @@ def ssi_directions(
     theta = model.theta_
     c_hvp = torch.func.jvp(torch.func.grad(model.complexity), (theta,), (u,))[1].detach()
     rhs = [model.lam * c_hvp]
+    exact = curvature_method == "exact"
+    third = _third_order_gradient(model, u, theta_dot) if third_order or exact else None
     if third_order:
-        rhs.append(_third_order_gradient(model, u, theta_dot))
+        rhs.append(third)
     be = inverse(torch.stack(rhs, dim=1))
     d = be[:, 0] - a + (be[:, 1] if third_order else 0.0)
     d = _finite(d.detach(), "SSI's direction d", model)
     u = _finite(u.detach(), "SSI's direction u = H⁻¹g_V", model)
 
-    raw = _curvature(model, Xv, yv, fd_step, tangent_method, damping, solve_kw)
+    if exact:
+        raw = _exact_curvature(model, theta_dot, u, h_theta_dot, c_hvp, third)
+    else:
+        raw = _curvature(model, Xv, yv, fd_step, tangent_method, damping, solve_kw)
     floor = 1e-6 * Xv.shape[0] if curvature_floor is None else float(curvature_floor)
     curvature = raw
     at_bound = bounds is not None and any(
@@ -505,6 +520,35 @@ def ssi_directions(
         value=_value(model, Xv, yv),
         hypergradient=grad_s,
     )
+
+
+def _exact_curvature(
+    model: DifferentiableModel,
+    theta_dot: torch.Tensor,
+    u: torch.Tensor,
+    h_theta_dot: torch.Tensor,
+    c_hvp: torch.Tensor,
+    third: torch.Tensor,
+) -> float:
+    """V''(s) = θ̇ᵀH_Vθ̇ + g_V·θ̈, with θ̈ from differentiating Hθ̇ = −ρ once more in s.
+
+    With H = ∇²L + e^s∇²C and ρ = e^s∇C, d/ds gives
+    Hθ̈ = −(D_θH[θ̇]θ̇ + 2e^s∇²Cθ̇ + ρ), so with u = H⁻¹g_V (H symmetric)
+
+        V'' = θ̇·H_Vθ̇ − θ̇·∇_θ(uᵀHθ̇) − 2e^s θ̇·∇²C u − u·ρ,
+
+    every term of which SSI has already computed (``third`` = ∇_θ(uᵀH(θ)θ̇)). A damping δI
+    in the solves does not depend on s and drops out. Exact up to the solves' accuracy,
+    where the central difference has an O(h²) error and costs two refits.
+    """
+    rho = regularity_rhs(model)
+    value = (
+        theta_dot @ h_theta_dot
+        - theta_dot @ third
+        - 2.0 * model.lam * (theta_dot @ c_hvp)
+        - u @ rho
+    )
+    return float(value)
 
 
 def _third_order_gradient(
