@@ -58,5 +58,12 @@ def test_block_runs_alone(needs, code, tmp_path, monkeypatch):
                 pytest.fail(reason)
             pytest.skip(reason)
     monkeypatch.chdir(tmp_path)
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(code, "snippet", "exec"), {"__name__": "__main__"})
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "snippet", "exec"), {"__name__": "__main__"})
+    finally:
+        if needs == "ray":  # a block's ray.init would make the next test's ray.init fail
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()

@@ -64,8 +64,11 @@ def test_every_strategy_scores_as_before(name):
     new = SoftmaxGLM(s=0.0).fit(Xl, yl, classes=range(5))
     old = _reference(Xl, yl, 5)
     ctx = dict(X_labeled=Xl, y_labeled=yl, X_val=Xv, y_val=yv)
-    a = strategy.score(new, Xp, rng=np.random.default_rng(0), **ctx)
-    b = strategy.score(old, Xp, rng=np.random.default_rng(0), **ctx)
+    # a stateful strategy (the portfolio) gets one fresh instance per model
+    sa, sb = (strategy.fresh(strategy.check_options({})) if strategy.fresh is not None
+              else strategy for _ in range(2))
+    a = sa.score(new, Xp, rng=np.random.default_rng(0), **ctx)
+    b = sb.score(old, Xp, rng=np.random.default_rng(0), **ctx)
     scale = max(1.0, float(np.abs(b).max()))
     # SSI's V''(s) is a central difference of V' over two refits at s ± 1e-3: it turns θ*'s
     # rounding (~1e-15) into ~1e-9 of the score, the spread between dense-Newton references at

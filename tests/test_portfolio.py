@@ -124,7 +124,10 @@ def test_portfolio_by_name_in_a_config_builds_one_bandit_per_run(tmp_path):
     cfg = parse_config({**base, "strategy": {"name": "portfolio",
                                              "params": {"arms": ["margin", "random"], "gamma": 0.2}}})
     first = build_loop(cfg, track=False, progress=False)
-    second = build_loop(cfg, track=False, progress=False)
+    # a store has one writer at a time, so the second run gets a store of its own
+    other = cfg.model_copy(update={"store": cfg.store.model_copy(
+        update={"path": str(tmp_path / "other.sqlite")})})
+    second = build_loop(other, track=False, progress=False)
     assert first.strategy.scorer.__self__ is not second.strategy.scorer.__self__
     curve = first.run().curve
     assert {"portfolio_p_margin", "portfolio_p_random"} <= set(curve.columns)

@@ -224,6 +224,22 @@ class TorchModel(DifferentiableModel):
         self._track = track
         return super().fit(as_dense(as_features(X)), y, classes)
 
+    def _fit_sigma2(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        """The σ²/θ alternation of :class:`DifferentiableModel`, to 1e-3 in σ² or 10 refits: the
+        last step refits θ at the stored σ², so θ* minimises F at the σ² the tangents use
+        (docs/math.md §1).
+
+        Why looser than the GLMs' 1e-10: each step is a full non-convex refit, and a flexible
+        network's RSS keeps falling as σ² does, so 1e-10 costs hundreds of refits.
+        """
+        for _ in range(10):
+            new = self.residual_sigma2(X, y)
+            done = abs(new - self.sigma2) <= 1e-3 * new
+            self.sigma2 = new
+            self.theta_ = self._fit_params(self.theta_.clone(), X, y).detach()
+            if done:
+                return
+
     def _fit_params(self, theta0: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.theta_init_ = theta0.clone()
         self.batch_order_ = self.lrs_ = self.tangent_ = self.tangent_s_ = None
