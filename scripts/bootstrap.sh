@@ -9,12 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 # The stamp names the install mode: a venv made before the mode changed is reinstalled.
-stamp=.venv/.alloop-installed-compat
+stamp=.venv/.alloop-installed-pth
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  # compat: the checkout is a sys.path entry, so a folder named alloop/ in the working
-  # directory (the parent of a clone called alloop) cannot shadow the package as a namespace
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]" \
-    --config-settings editable_mode=compat
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+  # The checkout as a sys.path entry: setuptools' editable finder runs after the path finder,
+  # so a folder named alloop/ in the working directory (the parent of a clone called alloop)
+  # would otherwise shadow the package as a namespace (tests/test_shadowing.py).
+  .venv/bin/python -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_path("purelib"), "alloop-checkout.pth").write_text(sys.argv[1] + "\n")' "$root"
   touch "$stamp"
 fi
