@@ -254,18 +254,10 @@ class GLM(DifferentiableModel):
             L = cholesky_with_jitter(self.hessian(theta, X) + gauge, what=f"the Hessian of {self!r}")
             step = torch.cholesky_solve(grad.unsqueeze(1), L)[:, 0]
             decrease = float(grad @ step)
-            t = 1.0
-            while t > 1e-12:  # Armijo backtracking; a full step within rounding is accepted
-                cand = theta - t * step
-                new = f(cand)
-                if new <= value - 1e-4 * t * decrease or (
-                    t == 1.0 and new <= value + 1e-13 * abs(float(value))
-                ):
-                    break
-                t *= 0.5
-            else:
+            accepted = _armijo(f, theta, value, step, decrease)
+            if accepted is None:
                 break  # no representable decrease left: θ is at the numerical optimum
-            theta, value = cand, new
+            theta, value = accepted
         return theta
 
     def _newton_cg(self, theta, X, y):
@@ -320,18 +312,10 @@ class GLM(DifferentiableModel):
             decrease = float((G * step).sum())
             if decrease <= 0:  # CG lost positive curvature in rounding: take the gradient step
                 step_flat, decrease = G.reshape(-1), gnorm**2
-            t = 1.0
-            while t > 1e-12:  # Armijo backtracking, exactly as in _newton
-                cand = theta - t * step_flat
-                new = f(cand)
-                if new <= value - 1e-4 * t * decrease or (
-                    t == 1.0 and new <= value + 1e-13 * abs(float(value))
-                ):
-                    break
-                t *= 0.5
-            else:
+            accepted = _armijo(f, theta, value, step_flat, decrease)
+            if accepted is None:
                 break
-            theta, value = cand, new
+            theta, value = accepted
             T = theta.view(d1, k)
         return theta
 
@@ -357,6 +341,22 @@ class GLM(DifferentiableModel):
                 stacklevel=3,
             )
         return theta.detach()
+
+
+def _armijo(f, theta, value, step, decrease):
+    """Armijo backtracking along −step: ``(θ − t·step, f(θ − t·step))`` for the first accepted t
+    (halving from 1; a full step within rounding of ``value`` is accepted), or None when no
+    representable decrease is left (θ is at the numerical optimum)."""
+    t = 1.0
+    while t > 1e-12:
+        cand = theta - t * step
+        new = f(cand)
+        if new <= value - 1e-4 * t * decrease or (
+            t == 1.0 and new <= value + 1e-13 * abs(float(value))
+        ):
+            return cand, new
+        t *= 0.5
+    return None
 
 
 def _converged(gnorm: float, previous: float | None, tol: float, scale: float) -> bool:
