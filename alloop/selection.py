@@ -522,58 +522,45 @@ def select_command(
         "seconds": result.seconds,
     }
 
-    client = run_id = None
-    if track:
-        client, run_id = _start_run(config, tracking_uri)
-        report["mlflow_run_id"] = run_id
-    try:
+    run_id = None
+    with _selection_run(config, tracking_uri, track) as run:
+        run_id = run.run_id
+        if run_id is not None:
+            report["mlflow_run_id"] = run_id
         (out_dir / "metrics.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
-        if client is not None:
-            _log_results(client, run_id, config, report, out_dir)
-    except BaseException:
-        if client is not None:
-            client.set_terminated(run_id, "FAILED")
-        raise
-    if client is not None:
-        client.set_terminated(run_id, "FINISHED")
+        if run_id is not None:
+            _log_results(run, config, report, out_dir)
     return SelectionRun(result, out_dir, run_id, counts)
 
 
-def _start_run(config: SelectionConfig, tracking_uri: str | None) -> tuple[Any, str]:
-    """An MLflow client and a new run in the config's experiment (tag ``alloop=select``)."""
+def _selection_run(config: SelectionConfig, tracking_uri: str | None, track: bool) -> Any:
+    """A one-off run in the config's experiment (tag ``alloop=select``), or a null one."""
+    from alloop.tracking.base import NullTracker
+
+    if not track:
+        return NullTracker().one_off_run("select")
     from alloop.tracking.mlflow_tracker import MlflowTracker
 
     exp = config.experiment
     tracker = MlflowTracker(exp.tracking.experiment or exp.name, tracking_uri or exp.tracking.uri)
-    run = tracker.client.create_run(
-        tracker.experiment_id,
-        run_name=f"select-{config.selection.method}-seed{exp.seed}",
-        tags={"alloop": "select"},
+    return tracker.one_off_run(
+        f"select-{config.selection.method}-seed{exp.seed}", tags={"alloop": "select"}
     )
-    return tracker.client, run.info.run_id
 
 
-def _log_results(client: Any, run_id: str, config: SelectionConfig, report: dict[str, Any], out_dir: Path) -> None:
+def _log_results(run: Any, config: SelectionConfig, report: dict[str, Any], out_dir: Path) -> None:
     """Params (the config), metrics (test metrics, set sizes, timings) and the output files."""
-    from mlflow.entities import Metric, Param
-
-    from alloop.tracking.mlflow_tracker import flatten
-
     exp = config.experiment
-    params = flatten({**exp.model_dump(mode="json"), SECTION: config.selection.model_dump(mode="json")})
-    items = [Param(k, v) for k, v in params.items()]
-    for start in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[start : start + 100])
+    run.log_params({**exp.model_dump(mode="json"), SECTION: config.selection.model_dump(mode="json")})
     values = {k: float(report[k]) for k in ("n_base", "n_candidates", "n_validation", "n_test",
                                             "n_selected", "selected_fraction")}
     for prefix, key in (("test", "test"), ("base_only", "base_only"),
                         ("base_plus_all", "base_plus_all_candidates")):
         values.update({f"{prefix}.{k}": float(v) for k, v in (report[key] or {}).items()})
     values.update({f"seconds.{k}": float(v) for k, v in report["seconds"].items()})
-    stamp = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in values.items()])
+    run.log_metrics(values)
     for name in ("selected.csv", "candidate_scores.csv", "metrics.json"):
-        client.log_artifact(run_id, str(out_dir / name))
+        run.log_artifact(out_dir / name)
 
 
 # ----------------------------------------------------------------------------- the CLI entry

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -20,6 +23,21 @@ class RoundReport:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+class OneOffRun(Protocol):
+    """A run outside the loop's rounds (a selection, a comparison's summary, an experiment's
+    setting), opened by :meth:`Tracker.one_off_run`; ``run_id`` is None where nothing is tracked."""
+
+    run_id: str | None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+
 class Tracker(Protocol):
     def start(self, run_name: str, params: dict[str, Any], resume_run_id: str | None) -> str | None:
         """Open (or reopen) the parent run; return its id."""
@@ -30,6 +48,20 @@ class Tracker(Protocol):
     def log_round(self, report: RoundReport) -> None: ...
 
     def finish(self, curve: pd.DataFrame, metric: str, model: Any, status: str = "FINISHED") -> None: ...
+
+    def one_off_run(
+        self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
+    ) -> AbstractContextManager[OneOffRun]:
+        """Open a run of its own; it ends FINISHED when the block exits, FAILED on an exception."""
+        ...
+
+    def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Add tags to a run already logged (e.g. warnings a comparison noted for a loop's run)."""
+        ...
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Mark a run ended (``"FINISHED"``, ``"FAILED"`` or ``"KILLED"``)."""
+        ...
 
 
 class NullTracker:
@@ -45,4 +77,34 @@ class NullTracker:
         return None
 
     def finish(self, curve: pd.DataFrame, metric: str, model: Any, status: str = "FINISHED") -> None:
+        return None
+
+    @contextmanager
+    def one_off_run(
+        self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
+    ) -> Iterator[OneOffRun]:
+        yield NullRun()
+
+    def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
+        return None
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        return None
+
+
+class NullRun:
+    """A one-off run that records nothing."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        return None
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        return None
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
         return None

@@ -16,7 +16,7 @@ import os
 import pickle
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -351,11 +351,41 @@ class MlflowTracker(ResilientTracker):
         super().__init__(writer, is_unreachable, backoff=backoff, where=writer.tracking_uri)
         self.writer = writer
 
-    # what callers that log their own runs next to the loop's use
+    # runs next to the loop's (selection, comparisons, experiments): direct calls, no buffering
     @property
     def client(self) -> Any:
-        """The ``mlflow.MlflowClient`` (MLflow's own retries apply to calls made with it)."""
+        """The ``mlflow.MlflowClient``, for reading runs (write through :meth:`one_off_run`)."""
         return self.writer.client
+
+    @contextmanager
+    def one_off_run(
+        self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
+    ) -> Iterator[MlflowRun]:
+        """A run of its own in this experiment; FINISHED when the block exits, FAILED on an error.
+
+        Examples
+        --------
+        >>> with MlflowTracker("demo").one_off_run("select-greedy") as run:  # doctest: +SKIP
+        ...     run.log_metrics({"accuracy": 0.9})
+        """
+        all_tags = dict(tags or {})
+        if parent_run_id is not None:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        created = self.writer.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run = MlflowRun(self.writer.client, created.info.run_id)
+        try:
+            yield run
+        except BaseException:
+            self.writer.client.set_terminated(run.run_id, "FAILED")
+            raise
+        self.writer.client.set_terminated(run.run_id, "FINISHED")
+
+    def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.writer.client.set_tag(run_id, key, value)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.writer.client.set_terminated(run_id, status)
 
     @property
     def experiment_id(self) -> str:
@@ -368,3 +398,33 @@ class MlflowTracker(ResilientTracker):
     @property
     def tracking_uri(self) -> str:
         return self.writer.tracking_uri
+
+
+class MlflowRun:
+    """One run opened by :meth:`MlflowTracker.one_off_run` (params and metrics in batches)."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self._client = client
+        self.run_id: str | None = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in flatten(dict(params)).items()]
+        for start in range(0, len(items), 100):
+            self._client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(pd.Timestamp.now().timestamp() * 1000)
+        items = [Metric(k, float(v), stamp, step or 0) for k, v in metrics.items()]
+        for start in range(0, len(items), 500):
+            self._client.log_batch(self.run_id, metrics=items[start : start + 500])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._client.set_tag(self.run_id, key, str(value))
