@@ -177,7 +177,7 @@ def exact_influence(
     from alloop.linalg import hessian, hvp_fn
     from alloop.linalg.solve import conjugate_gradient
     from alloop.models.tensors import as_features
-    from alloop.tangent.solvers import regularity_rhs
+    from alloop.tangent.rhs import regularity_rhs
 
     theta = model.theta_
     Xt = as_features(X_sub)

@@ -210,6 +210,12 @@ class GLM(DifferentiableModel):
             parts.append(r.sum(0, keepdim=True))
         return torch.cat(parts, dim=0).reshape(-1)
 
+    @property
+    def closed_form(self) -> bool:
+        """Whether the objective is the GLM's own (the default complexity), so its closed-form
+        Hessian, Hessian products and Newton steps apply; a subclass with another C is not."""
+        return type(self).complexity is DifferentiableModel.complexity
+
     def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor:
         """∇²_θ F(θ; s) on (X, ·): the loss Hessian plus e^s·∇²C for the default C."""
         s = self.s if s is None else s
@@ -218,7 +224,7 @@ class GLM(DifferentiableModel):
     # ----------------------------------------------------------------- fitting
     def _fit_params(self, theta0, X, y):
         p = theta0.numel()
-        if p <= self.newton_max_params and type(self).complexity is DifferentiableModel.complexity:
+        if p <= self.newton_max_params and self.closed_form:
             use_cg = self.solver == "newton-cg" or (
                 self.solver == "auto" and p >= NEWTON_CG_MIN_PARAMS
             )

@@ -7,7 +7,7 @@ function of θ that ``grad``, ``jvp`` and ``vmap`` compose with.
 Objective scaling. θ* minimises the summed objective F(θ) = Σ_i ℓ(z_i; θ) + e^s C(θ) like every
 alloop model. Full-batch L-BFGS minimises F/n; minibatch steps ("sgd", "adam") follow the
 gradient of the mean-scaled batch objective (1/|B|) Σ_{i∈B} ℓ_i + (e^s/n) C, an unbiased
-estimate of ∇F/n (see :mod:`alloop.tangent.sgdf`). Learning rates are therefore per point.
+estimate of ∇F/n (see :mod:`alloop.optim.sgdf`). Learning rates are therefore per point.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel
 from alloop.models.tensors import DTYPE, as_dense, as_features
-from alloop.tangent.sgdf import OPTIMIZERS, SCHEDULES, learning_rates, minibatches, sgdf_run
+from alloop.optim.sgdf import OPTIMIZERS, SCHEDULES, learning_rates, minibatches, sgdf_run
 
 ModuleFactory = Callable[[int, int], nn.Module]
 TRAINERS = (*OPTIMIZERS, "lbfgs")

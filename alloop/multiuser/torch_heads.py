@@ -31,8 +31,8 @@ import torch
 
 from alloop.models import likelihoods as lk
 from alloop.models.tensors import DTYPE, as_dense, as_features
+from alloop.optim.sgdf import OPTIMIZERS, learning_rates, minibatches, sgdf_run
 from alloop.regularity import heuristics as hx
-from alloop.tangent.sgdf import OPTIMIZERS, learning_rates, minibatches, sgdf_run
 
 __all__ = ["HierarchicalHeads"]
 

@@ -1,7 +1,6 @@
 """The regularity tangent θ̇ = dθ*/ds = −H⁻¹ρ, ρ = e^s ∇C(θ*) (docs/math.md §2)."""
 
-from alloop.tangent.lissa import largest_eigenvalue, lissa_solve, lissa_tangent
-from alloop.tangent.sgdf import (
+from alloop.optim.sgdf import (
     OPTIMIZERS,
     SCHEDULES,
     SGDFResult,
@@ -9,9 +8,11 @@ from alloop.tangent.sgdf import (
     learning_rates,
     minibatches,
     sgdf_run,
-    sgdf_train,
 )
-from alloop.tangent.solvers import TANGENT_METHODS, regularity_rhs, regularity_tangent
+from alloop.tangent.lissa import largest_eigenvalue, lissa_solve, lissa_tangent
+from alloop.tangent.rhs import regularity_rhs
+from alloop.tangent.sgdf import sgdf_train
+from alloop.tangent.solvers import TANGENT_METHODS, regularity_tangent
 
 __all__ = [
     "OPTIMIZERS",

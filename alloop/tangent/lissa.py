@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from alloop.models.tensors import as_dense
-from alloop.tangent.sgdf import minibatches
+from alloop.optim.sgdf import minibatches
+from alloop.tangent.rhs import regularity_rhs
 
 if TYPE_CHECKING:
     from alloop.models.base import DifferentiableModel
@@ -48,7 +49,7 @@ def lissa_solve(
     b : torch.Tensor
         Right-hand side, shape (p,).
     batches : sequence of index arrays
-        One Hessian estimate per step (see :func:`alloop.tangent.sgdf.minibatches`).
+        One Hessian estimate per step (see :func:`alloop.optim.sgdf.minibatches`).
     step : float
         α > 0; convergence needs α·λ_max(H_B + δI) < 2 (α ≈ 1/λ_max(H) is a good start).
     damping : float
@@ -144,8 +145,6 @@ def lissa_tangent(
         Warn when the relative residual ‖(H + δI)θ̇ + ρ‖/‖ρ‖ (one full Hessian-vector
         product) exceeds this: more epochs, a larger batch or damping are needed.
     """
-    from alloop.tangent.solvers import regularity_rhs  # solvers imports this module
-
     theta, X, y = model.theta_, model.X_train_, model.y_train_
     n = X.shape[0]
     lam = float(np.exp(model.s))

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from alloop.linalg.solve import solve
 from alloop.models.base import DifferentiableModel, NotDifferentiableError
 from alloop.tangent.lissa import lissa_tangent
+from alloop.tangent.rhs import regularity_rhs
 
 TANGENT_METHODS = ("exact", "cg", "lissa", "sgdf")
-
-
-def regularity_rhs(model: DifferentiableModel, theta: torch.Tensor | None = None) -> torch.Tensor:
-    """ρ = ∂_s ∇_θ F = e^s ∇C(θ*)."""
-    theta = model.theta_ if theta is None else theta
-    return float(np.exp(model.s)) * torch.func.grad(model.complexity)(theta)
 
 
 def regularity_tangent(model: Any, method: str = "exact", **options: Any) -> torch.Tensor:
