@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -114,8 +114,8 @@ def validate_options(
 class Strategy:
     """A named scorer plus the batch rule it prefers.
 
-    Calling the object with modAL's signature ``(learner, X_pool, n_instances=1, **kw)``
-    returns ``(indices, scores)``, so it can be an ``ActiveLearner``'s ``query_strategy``.
+    It is a modAL ``query_strategy`` through :mod:`alloop.interop`: ``ActiveLearner`` takes it
+    as it is, modAL's own learner through ``alloop.interop.as_query_strategy(strategy)``.
     """
 
     name: str
@@ -205,27 +205,25 @@ class Strategy:
             )
         return scores
 
-    def __call__(
-        self, learner: Any, X_pool: Any, n_instances: int = 1, **kwargs: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """modAL ``query_strategy``: ``(indices of the chosen rows, their scores)``.
+    def __call__(self, learner: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        """Called the modAL way, ``strategy(learner, X_pool, n_instances)``: say which call to use.
 
-        It always returns a tuple; modAL calls a strategy a second time when the first call
-        raises or returns something else.
+        Querying (scoring, then choosing the batch) is the engine's and modAL's side, above the
+        strategies, so the object itself only scores; the error names the two ways to query.
         """
-        from alloop.engine.select import select_batch
-        from alloop.interop.modal import context_from_learner, model_from_learner
-
-        model = model_from_learner(learner, self)
-        context = {**context_from_learner(learner), **kwargs}
-        rng = context.setdefault("rng", np.random.default_rng(0))
-        context.setdefault("n_instances", n_instances)
-        scores = self.score(model, X_pool, **context)
-        index = select_batch(
-            scores, n_instances, self.batch, X_pool=X_pool,
-            X_labeled=context.get("X_labeled"), rng=rng,
+        learner_like = hasattr(learner, "estimator") and hasattr(learner, "X_training")
+        what = (
+            "modAL's own learner, which calls it directly" if learner_like
+            else f"a {type(learner).__name__}, which is not a modAL learner. For scores of a model "
+            f"use strategies.get({self.name!r}).score(model, X_pool, X_labeled=..., y_labeled=...)"
         )
-        return index, scores[index]
+        raise TypeError(
+            f"strategy {self.name!r} was called the modAL way, strategy(learner, X_pool, "
+            f"n_instances), with {what}; to query with modAL give it to "
+            "alloop.interop.ActiveLearner(estimator, query_strategy=strategy, X_training=..., "
+            "y_training=...).query(X_pool), or give modAL's learner "
+            "query_strategy=alloop.interop.as_query_strategy(strategy)"
+        )
 
 
 class NotRowWise(ValueError):

@@ -3,6 +3,8 @@
 from alloop.interop.modal import (
     ActiveLearner,
     ModelAsLearner,
+    QueryStrategy,
+    as_query_strategy,
     context_from_learner,
     from_modal,
     model_from_learner,
@@ -11,6 +13,8 @@ from alloop.interop.modal import (
 __all__ = [
     "ActiveLearner",
     "ModelAsLearner",
+    "QueryStrategy",
+    "as_query_strategy",
     "context_from_learner",
     "from_modal",
     "model_from_learner",

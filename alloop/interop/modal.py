@@ -1,9 +1,10 @@
 """modAL interoperability, both ways.
 
-* alloop → modAL: every alloop :class:`~strategies.base.Strategy` is a modAL
-  ``query_strategy``; :func:`model_from_learner` and :func:`context_from_learner` give it the
-  model and the labeled data of a modAL learner. :class:`ActiveLearner` is modAL's learner with
-  the data checks that scikit-learn ≥ 1.8 broke repaired.
+* alloop → modAL: :func:`as_query_strategy` makes an alloop :class:`~strategies.base.Strategy`
+  a modAL ``query_strategy`` (score, then choose the batch by the strategy's rule);
+  :func:`model_from_learner` and :func:`context_from_learner` give it the model and the labeled
+  data of a modAL learner. :class:`ActiveLearner` is modAL's learner with the data checks that
+  scikit-learn ≥ 1.8 broke repaired, and takes a Strategy as its ``query_strategy`` as it is.
 * modAL → alloop: :func:`from_modal` turns one of modAL's query strategies into an alloop
   Strategy, so it runs in alloop's loop.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import modAL.models
 import numpy as np
@@ -22,11 +23,10 @@ from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sam
 from modAL.utils.data import data_vstack
 from sklearn.utils import check_X_y
 
+from alloop.engine.select import select_batch
 from alloop.models.base import DifferentiableModel
 from alloop.models.sklearn_adapter import as_model
-
-if TYPE_CHECKING:
-    from strategies.base import Strategy
+from strategies.base import Strategy
 
 # scikit-learn 1.6 renamed check_X_y's `force_all_finite` to `ensure_all_finite` and 1.8 removed
 # the old name, which modAL 0.4.2.1 still passes.
@@ -119,7 +119,74 @@ class ActiveLearner(modAL.models.ActiveLearner):
             self._fit_on_new(X, y, bootstrap=bootstrap, **fit_kwargs)
 
 
+    @property
+    def query_strategy(self) -> Callable:
+        """modAL's ``query_strategy``; a :class:`~strategies.base.Strategy` set here is wrapped
+        by :func:`as_query_strategy`."""
+        return self._query_strategy
+
+    @query_strategy.setter
+    def query_strategy(self, strategy: Callable) -> None:
+        self._query_strategy = as_query_strategy(strategy) if isinstance(strategy, Strategy) else strategy
+
+
 # ----------------------------------------------------------------------- alloop → modAL
+class QueryStrategy:
+    """An alloop Strategy as a modAL ``query_strategy``: ``(indices of the chosen rows, scores)``.
+
+    It always returns a tuple; modAL calls a strategy a second time when the first call raises
+    or returns something else. ``name``, ``needs`` and the rest read through to the strategy.
+    """
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "strategy":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.strategy, name)
+
+    def __repr__(self) -> str:
+        return f"as_query_strategy({self.strategy.name!r})"
+
+    def __call__(
+        self, learner: Any, X_pool: Any, n_instances: int = 1, **kwargs: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        strategy = self.strategy
+        model = model_from_learner(learner, strategy)
+        context = {**context_from_learner(learner), **kwargs}
+        rng = context.setdefault("rng", np.random.default_rng(0))
+        context.setdefault("n_instances", n_instances)
+        scores = strategy.score(model, X_pool, **context)
+        index = select_batch(
+            scores, n_instances, strategy.batch, X_pool=X_pool,
+            X_labeled=context.get("X_labeled"), rng=rng,
+        )
+        return index, scores[index]
+
+
+def as_query_strategy(strategy: Strategy) -> QueryStrategy:
+    """``strategy`` as a modAL ``query_strategy``, for modAL's own learner.
+
+    Examples
+    --------
+    >>> import numpy as np, strategies
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+    >>> learner = ActiveLearner(LogisticRegression(), X_training=X[[0, 3]], y_training=y[[0, 3]],
+    ...                         query_strategy=as_query_strategy(strategies.get("margin")))
+    >>> index, _ = learner.query(X[1:3], n_instances=1)
+    >>> index.shape
+    (1,)
+    """
+    if not isinstance(strategy, Strategy):
+        raise TypeError(
+            f"as_query_strategy takes an alloop Strategy (strategies.get(name)); got "
+            f"{type(strategy).__name__}"
+        )
+    return QueryStrategy(strategy)
+
+
 def _labels(y: Any) -> np.ndarray:
     y = np.asarray(y)
     return y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
@@ -304,8 +371,6 @@ def from_modal(
     >>> margin.needs
     ('proba', 'classification')
     """
-    from strategies.base import Strategy  # at call time: strategies imports this module lazily
-
     base = fn.func if isinstance(fn, functools.partial) else fn
     order = MODAL_ORDER.get(base) if order is None else order
     if order is None:
