@@ -7,5 +7,7 @@ bash "$root/scripts/bootstrap.sh"
 bash "$root/scripts/system_deps.sh"
 cd "$root"
 .venv/bin/ruff check .
+# the import layering of pyproject.toml's [tool.importlinter] contracts
+.venv/bin/lint-imports
 # two workers on the 2-core CI machine; PYTEST_WORKERS=0 runs in one process
 exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-auto}" "$@"
