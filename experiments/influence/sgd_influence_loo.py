@@ -53,7 +53,7 @@ def draw(name: str, seed: int, noise: float, n_train: int = 400, n_val: int = 40
     """Standardised (X, y, X_val, y_val) as float64 tensors, labels in {0, 1}; flipped mask."""
     from sklearn.preprocessing import StandardScaler
 
-    from alloop.data.sources import load_dataset
+    from alloop.data.loaders import load_dataset
 
     ds = load_dataset(f"sklearn:{name}")
     y = (ds.y >= 5).astype(int) if name == "digits" else ds.y.astype(int)
