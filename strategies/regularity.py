@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import torch
 
     from alloop.models.base import DifferentiableModel
-    from alloop.regularity.scores import SSIDirections
+    from alloop.regularity.ssi import SSIDirections
 
 #: rows per JVP batch; equals alloop.regularity.scores.BATCH_SIZE (tests/test_startup.py keeps
 #: them equal), copied so that listing strategies needs no torch import.
@@ -141,7 +141,7 @@ def directional_rows(state: DirectionState, X_rows: Any) -> np.ndarray:
 
 def ssi_rows(state: SSIState, X_rows: Any) -> np.ndarray:
     """SSI of each row from the state's directions: SSI's ``score_rows``."""
-    from alloop.regularity.scores import ssi_scores
+    from alloop.regularity.ssi import ssi_scores
     return ssi_scores(
         state.model, X_rows, directions=state.directions, batch_size=state.batch_size
     )
@@ -159,8 +159,8 @@ def sld_prepare(
     **_: Any,
 ) -> DirectionState:
     """SLD's per-round state: the model and its regularity tangent θ̇."""
+    from alloop.regularity.batched import checked_tangent
     from alloop.regularity.hypergradient import check_differentiable
-    from alloop.regularity.scores import checked_tangent
     check_compatible(get("sld"), model)
     _unlabeled_only("sld", variant, y_pool)
     model = check_differentiable(model, "SLD")
@@ -293,7 +293,7 @@ def ssi_prepare(
 ) -> SSIState:
     """SSI's per-round state: the model, its directions θ̇, u, d and V''(s)."""
     from alloop.regularity.hypergradient import check_differentiable
-    from alloop.regularity.scores import ssi_directions
+    from alloop.regularity.ssi import ssi_directions
     check_compatible(get("ssi"), model)
     _validation_split(X_val, y_val)
     _unlabeled_only("ssi", variant, y_pool)
@@ -343,7 +343,7 @@ def ssi_strategy(
     curvature_method: str = "exact",
     **_: Any,
 ) -> np.ndarray:
-    from alloop.regularity.scores import ssi_scores
+    from alloop.regularity.ssi import ssi_scores
     check_compatible(get("ssi"), model)
     _validation_split(X_val, y_val)
     y = _pool_labels("ssi", variant, y_pool)

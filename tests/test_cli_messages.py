@@ -36,7 +36,7 @@ def test_help_has_no_bool_markers(tmp_path):
 
 def test_ssi_bound_warning_names_the_option():
     from alloop.models import LinearGLM
-    from alloop.regularity.scores import ssi_directions
+    from alloop.regularity.ssi import ssi_directions
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))

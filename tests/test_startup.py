@@ -62,7 +62,7 @@ def test_heavy_import_waits_for_use():
 
 
 def test_regularity_batch_size_copy_matches_the_scores_module():
-    from alloop.regularity.scores import BATCH_SIZE
+    from alloop.regularity.batched import BATCH_SIZE
     from strategies.regularity import BATCH_SIZE as COPY
 
     assert COPY == BATCH_SIZE

@@ -6,6 +6,6 @@ influence estimators. Everything here is a pure function over tensors and a
 """
 
 from alloop.linalg.hessian import hessian, hvp_fn
-from alloop.linalg.solve import SOLVERS, solve
+from alloop.linalg.solve import SOLVERS, Inverse, solve
 
-__all__ = ["SOLVERS", "hessian", "hvp_fn", "solve"]
+__all__ = ["SOLVERS", "Inverse", "hessian", "hvp_fn", "solve"]

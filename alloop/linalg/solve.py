@@ -21,6 +21,80 @@ def _project_out(Q: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
     return b if Q is None else b - Q @ (Q.T @ b)
 
 
+class Inverse:
+    """b ↦ (H + δI)⁻¹b at one fit's θ*, for every solve of that fit.
+
+    "exact" builds and factors H once (the first call) and reuses the factor for every later
+    right-hand side (STI's θ̇ and q, SSI's θ̇, u, a, b, e share one factorization); "cg" runs
+    conjugate gradients with Hessian-vector products each call. Directions in
+    ``model.null_space()`` (exact flat directions of the objective) are projected out of ``b``
+    and ``x``: the solve is then the pseudo-inverse on that subspace.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from alloop.models import LinearGLM
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0.0, 1.0, 2.0, 2.5])
+    >>> model = LinearGLM(s=0.0).fit(X, y)
+    >>> inverse = Inverse(model, "exact")
+    >>> b = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    >>> bool(torch.allclose(inverse(b), solve(model, b, "cg")))
+    True
+
+    Raises
+    ------
+    ValueError
+        If H is singular (e.g. λ = 0 with fewer points than parameters) and no damping is set.
+    """
+
+    def __init__(
+        self,
+        model: DifferentiableModel,
+        method: str = "exact",
+        *,
+        damping: float = 0.0,
+        tol: float = 1e-12,
+        max_iter: int | None = None,
+    ) -> None:
+        if method not in SOLVERS:
+            raise ValueError(f"unknown solver {method!r}; expected one of {SOLVERS}")
+        self.model, self.method, self.damping = model, method, damping
+        self.tol, self.max_iter = tol, max_iter
+        self.null = model.null_space()
+        self._factor: torch.Tensor | None = None
+
+    def _factorized(self) -> torch.Tensor:
+        if self._factor is None:
+            H = hessian(self.model)
+            if self.damping:
+                H = H + self.damping * torch.eye(H.shape[0], dtype=H.dtype)
+            if self.null is not None:
+                H = H + self.null @ self.null.T
+            what = f"the Hessian of {self.model!r} (λ = e^s = {self.model.lam:.3g})"
+            self._factor = cholesky_with_jitter(H, what=what)
+        return self._factor
+
+    def __call__(self, b: torch.Tensor) -> torch.Tensor:
+        """x = (H + δI)⁻¹b for one right-hand side (p,) or several (p, m)."""
+        Q, model = self.null, self.model
+        b = _project_out(Q, b)
+        if self.method == "exact":
+            x = torch.cholesky_solve(b.unsqueeze(1) if b.dim() == 1 else b, self._factorized())
+            return _project_out(Q, x[:, 0] if b.dim() == 1 else x)
+        hvp = hvp_fn(model)
+        damping = self.damping
+        op = (lambda v: hvp(v) + damping * v) if damping else hvp
+        if b.dim() == 1:
+            return _project_out(Q, conjugate_gradient(op, b, tol=self.tol, max_iter=self.max_iter))
+        # all right-hand sides in the same iterations: one batched H-product each (vmap over the
+        # columns; torch has no batching rule for sparse products, so sparse X loops the columns)
+        if model.X_train_ is not None and model.X_train_.is_sparse:
+            batched = lambda V: torch.stack([op(V[:, j]) for j in range(V.shape[1])], 1)  # noqa: E731
+        else:
+            batched = torch.func.vmap(op, 1, 1)
+        return _project_out(Q, conjugate_gradient(batched, b, tol=self.tol, max_iter=self.max_iter))
+
+
 def solve(
     model: DifferentiableModel,
     b: torch.Tensor,
@@ -32,39 +106,15 @@ def solve(
 ) -> torch.Tensor:
     """x = (H + damping·I)⁻¹ b at the model's θ*, for one right-hand side (p,) or several (p, m).
 
-    Directions in ``model.null_space()`` (exact flat directions of the objective) are
-    projected out of ``b`` and ``x``: the solve is then the pseudo-inverse on that subspace.
+    One solve of :class:`Inverse` (which see); keep an ``Inverse`` to solve again at the same
+    fit without refactoring H.
 
     Raises
     ------
     ValueError
         If H is singular (e.g. λ = 0 with fewer points than parameters) and no damping is set.
     """
-    if method not in SOLVERS:
-        raise ValueError(f"unknown solver {method!r}; expected one of {SOLVERS}")
-    Q = model.null_space()
-    b = _project_out(Q, b)
-    if method == "exact":
-        H = hessian(model)
-        if damping:
-            H = H + damping * torch.eye(H.shape[0], dtype=H.dtype)
-        if Q is not None:
-            H = H + Q @ Q.T
-        L = cholesky_with_jitter(H, what=f"the Hessian of {model!r} (λ = e^s = {model.lam:.3g})")
-        x = torch.cholesky_solve(b.unsqueeze(1) if b.dim() == 1 else b, L)
-        x = x[:, 0] if b.dim() == 1 else x
-        return _project_out(Q, x)
-    hvp = hvp_fn(model)
-    op = (lambda v: hvp(v) + damping * v) if damping else hvp
-    if b.dim() == 1:
-        return _project_out(Q, conjugate_gradient(op, b, tol=tol, max_iter=max_iter))
-    # all right-hand sides in the same iterations: one batched H-product each (vmap over the
-    # columns; torch has no batching rule for sparse products, so sparse X loops the columns)
-    if model.X_train_ is not None and model.X_train_.is_sparse:
-        batched = lambda V: torch.stack([op(V[:, j]) for j in range(V.shape[1])], 1)  # noqa: E731
-    else:
-        batched = torch.func.vmap(op, 1, 1)
-    return _project_out(Q, conjugate_gradient(batched, b, tol=tol, max_iter=max_iter))
+    return Inverse(model, method, damping=damping, tol=tol, max_iter=max_iter)(b)
 
 
 def conjugate_gradient(

@@ -1,7 +1,8 @@
 """Regularity-tangent query heuristics (SLD, STI, SSI) and automatic regularity.
 
 * :mod:`~alloop.regularity.heuristics` — closed forms over the model output and its JVPs.
-* :mod:`~alloop.regularity.scores` — the scores of many rows for a fitted model.
+* :mod:`~alloop.regularity.scores` (SLD, STI) and :mod:`~alloop.regularity.ssi` (SSI) — the
+  scores of many rows for a fitted model, over :mod:`~alloop.regularity.batched`.
 * :mod:`~alloop.regularity.hypergradient` — V(s), V'(s) = g_V·θ̇, V''(s) and
   :func:`select_regularity`, which chooses s = log λ on a validation split.
 * :mod:`~alloop.regularity.auto` — :class:`AutoRegularity`, that choice as the loop's
@@ -22,15 +23,12 @@ from alloop.regularity.hypergradient import (
     validation_loss,
 )
 from alloop.regularity.scores import (
-    SSIDirections,
     regularity_loss_derivative,
-    s_influence_scores,
     sld_scores,
-    ssi_directions,
-    ssi_scores,
     sti_direction,
     sti_scores,
 )
+from alloop.regularity.ssi import SSIDirections, s_influence_scores, ssi_directions, ssi_scores
 
 __all__ = [
     "AutoRegularity",
