@@ -1,5 +1,7 @@
 """alloop beside its peers on the same job, in one run: scikit-activeml (rounds) and dattri (influence).
 
+Past 400 lines: one benchmark script whose two comparisons (rounds, influence) share the data sets, seeds and report.
+
 **Rounds.** For each data set, strategy and seed, alloop's :class:`alloop.ActiveLoop` (a
 softmax or logistic GLM, s = 0, with a simulated oracle) and scikit-activeml 1.0.1 (its
 ``SklearnClassifier(LogisticRegression(C=1, tol=1e-8))`` and the matching query strategy) start

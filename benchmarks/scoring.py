@@ -1,5 +1,7 @@
 """Cost of SLD, STI and SSI scoring against uncertainty sampling, exact influence and plain SGD.
 
+Past 400 lines: one benchmark script whose cases must run side by side on the same fitted model and pool to be comparable.
+
 Side by side in one run, on the same fitted model and the same pool:
 
 * GLMs — binary logistic regression (:class:`LogisticGLM`) and 10-class softmax regression

@@ -1,37 +1,38 @@
 """Influence-based subset scores and estimators (``docs/math.md`` §6–8).
 
 * :mod:`~alloop.influence.ip_adding` — which candidates improve the validation predictions if
-  added (IP-adding, sign-aligned contribution score, Method 1 / top-k selection).
+  added (IP-adding, sign-aligned contribution score); :mod:`~alloop.influence.subset` — Method 1
+  / top-k selection by those scores.
 * :mod:`~alloop.influence.sgd_trajectory` — minibatch SGD that records its batch order.
 * :mod:`~alloop.influence.sgd_ie` — SGD-IE and ACC-SGD-IE leave-one-out estimates along it.
 * :mod:`~alloop.influence.loo` — real counterfactual SGD (ground truth) and agreement metrics.
-* :mod:`~alloop.influence.fvm` — influence at (flat) validation minima, noisy-label baselines.
+* :mod:`~alloop.influence.fvm` — influence at (flat) validation minima;
+  :mod:`~alloop.influence.baselines` — the noisy-label baselines it is compared with.
 
 All are pure functions over tensors and fitted models.
 """
 
-from alloop.influence.fvm import (
-    ValidationInfluence,
-    ValidationMinimum,
+from alloop.influence.baselines import (
     detection_auc,
-    relabel_proposals,
-    sam_step,
     self_influence,
     tracin_self_influence,
     training_loss,
+)
+from alloop.influence.fvm import (
+    ValidationInfluence,
+    ValidationMinimum,
+    relabel_proposals,
+    sam_step,
     validation_influence,
     validation_minimum,
     validation_minimum_influence,
 )
 from alloop.influence.ip_adding import (
     AlignedPredictions,
-    SubsetSelection,
     aligned_predictions,
     expected_scores,
     ip_adding_scores,
     prediction_changes,
-    select_subset,
-    subset_mask,
 )
 from alloop.influence.loo import (
     counterfactual_sgd,
@@ -54,6 +55,7 @@ from alloop.influence.sgd_trajectory import (
     validation_hessian,
     validation_loss,
 )
+from alloop.influence.subset import SubsetSelection, select_subset, subset_mask
 
 __all__ = [
     "AlignedPredictions",

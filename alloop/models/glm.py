@@ -1,5 +1,7 @@
 """Generalised linear models in torch: linear (Gaussian), logistic, softmax.
 
+Past 400 lines: one model family whose closed forms (Hessian, products, gradients) and three fitting paths (Newton, Newton-CG, L-BFGS) share its parameter layout.
+
 θ is the row-major flattening of a (d + 1, K) matrix whose last row is the intercept
 (absent when ``fit_intercept=False``). They are fitted to tight tolerance: damped Newton with
 the closed-form Hessian for up to ``newton_max_params`` parameters, full-batch L-BFGS above.

@@ -1,5 +1,7 @@
 """Torch modules as differentiable models: any ``nn.Module`` factory, and an MLP.
 
+Past 400 lines: one model class whose training options (optimiser, schedule, σ² alternation, tangent tracking) are all read by its one ``fit``.
+
 The module's parameters live in one flat float64 vector θ; :meth:`TorchModel.output` unflattens
 it into views and calls the module through ``torch.func.functional_call``, so it is a pure
 function of θ that ``grad``, ``jvp`` and ``vmap`` compose with.

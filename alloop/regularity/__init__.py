@@ -3,8 +3,9 @@
 * :mod:`~alloop.regularity.heuristics` — closed forms over the model output and its JVPs.
 * :mod:`~alloop.regularity.scores` (SLD, STI) and :mod:`~alloop.regularity.ssi` (SSI) — the
   scores of many rows for a fitted model, over :mod:`~alloop.regularity.batched`.
-* :mod:`~alloop.regularity.hypergradient` — V(s), V'(s) = g_V·θ̇, V''(s) and
-  :func:`select_regularity`, which chooses s = log λ on a validation split.
+* :mod:`~alloop.regularity.hypergradient` — V(s), V'(s) = g_V·θ̇ and V''(s);
+  :mod:`~alloop.regularity.search` — :func:`select_regularity`, which chooses s = log λ on a
+  validation split with them.
 * :mod:`~alloop.regularity.auto` — :class:`AutoRegularity`, that choice as the loop's
   ``regularity=`` hook (``loop_hook``: default settings).
 
@@ -13,11 +14,9 @@ The definitions are the project's own (docs/math.md §4).
 
 from alloop.regularity.auto import AutoRegularity, loop_hook
 from alloop.regularity.hypergradient import (
-    RegularitySelection,
     hypergradient,
     hypergradient_curvature,
     refit,
-    select_regularity,
     validation_gradient,
     validation_hvp,
     validation_loss,
@@ -28,6 +27,7 @@ from alloop.regularity.scores import (
     sti_direction,
     sti_scores,
 )
+from alloop.regularity.search import RegularitySelection, select_regularity
 from alloop.regularity.ssi import SSIDirections, s_influence_scores, ssi_directions, ssi_scores
 
 __all__ = [

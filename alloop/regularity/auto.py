@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alloop.models.base import DifferentiableModel
-from alloop.regularity.hypergradient import RegularitySelection, select_regularity
+from alloop.regularity.search import RegularitySelection, select_regularity
 
 __all__ = ["AutoRegularity", "fit_selected", "loop_hook"]
 
