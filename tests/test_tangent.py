@@ -17,13 +17,12 @@ from sklearn.preprocessing import StandardScaler
 from alloop.linalg import hessian
 from alloop.models import LinearGLM, LogisticGLM, SoftmaxGLM
 from alloop.models.mlp import MLP
+from alloop.optim import minibatches, sgdf_run
 from alloop.tangent import (
     TANGENT_METHODS,
     lissa_solve,
-    minibatches,
     regularity_rhs,
     regularity_tangent,
-    sgdf_run,
     sgdf_train,
 )
 
