@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from alloop.compare.config import CompareConfig, load_compare_config
+from alloop.config.compare import CompareConfig, load_compare_config
 from alloop.compare.runs import (
     FULL_DATA,
     LOOP,
@@ -400,7 +400,7 @@ def compare(
     Parameters
     ----------
     config : CompareConfig or path
-        A compare YAML (see :mod:`alloop.compare.config`) or a parsed one.
+        A compare YAML (see :mod:`alloop.config.compare`) or a parsed one.
     jobs : int
         Runs at once (worker processes, or Ray tasks in flight).
     force : bool
