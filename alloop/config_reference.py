@@ -10,6 +10,7 @@ with neither fails the test (give new keys a description).
 
 from __future__ import annotations
 
+import copy
 import sys
 import typing
 from pathlib import Path
@@ -32,16 +33,7 @@ NOTES = {
     "data.test_size": "held-out test split for the learning curve",
     "data.validation_size": "validation split (SSI, influence, automatic regularity)",
     "model": "the model refitted each round",
-    "model.kind": "logistic (binary or softmax) | linear (ridge) | mlp | sklearn",
-    "model.hidden": "mlp: hidden layer widths",
-    "model.epochs": "mlp: training epochs per fit",
-    "model.lr": "mlp: learning rate",
-    "model.batch_size": "mlp: minibatch size",
-    "model.optimizer": "mlp: sgd | adam | lbfgs",
-    "model.params": "extra constructor arguments of the model",
     "strategy": "how items are chosen",
-    "strategy.name": "a query strategy; see `alloop strategies`",
-    "strategy.params": "strategy options, e.g. {tangent_method: cg}",
     "loop": "rounds and stopping rules",
     "loop.initial": "random initial labeled set (round 0)",
     "loop.batch_size": "items asked per round",
@@ -54,22 +46,9 @@ NOTES = {
     "loop.stabilize.patience": "rounds in a row",
     "loop.stabilize.tol": "largest share of changed predictions",
     "oracle": "who answers (see README 'Labeling with people')",
-    "oracle.kind": "simulated | terminal | files | web | label-studio",
-    "oracle.confusion": "simulated: a row-stochastic confusion matrix over the classes",
-    "oracle.cost": "cost recorded per answer",
-    "oracle.policy": "several annotators: round-robin | least-loaded",
-    "oracle.aggregate": "latest | majority | dawid-skene: how labels derive from answers",
-    "oracle.unanswered": "items nobody answered: reoffer next round, or release to the pool",
-    "oracle.format": "files: csv | jsonl",
-    "oracle.poll_interval": "files, label-studio: seconds between reads of the answers",
-    "oracle.image_dir": "people: where pixel items are written as PNGs",
-    "oracle.label_studio": "label-studio: where the project lives",
-    "oracle.show_prediction": "people: show the model's prediction",
-    "oracle.show_score": "people: show the query score",
     "tracking": "MLflow",
     "store": "the label store: a SQLite file or a database",
     "scoring": "where the pool is scored",
-    "scoring.backend": "local | ray",
     "compare": "`alloop compare` only: strategies × seeds",
     "compare.strategies": "names, or {name, batch, params} sections",
     "selection": "`alloop select` only: influence-based data selection",
@@ -77,8 +56,8 @@ NOTES = {
 }
 
 #: top-level sections that belong to one command, with the model that validates them.
-EXTRA_SECTIONS = {"compare": ("alloop.compare.config", "CompareSection"),
-                  "selection": ("alloop.selection", "SelectionOptions")}
+EXTRA_SECTIONS = {"compare": ("alloop.config.compare", "CompareSection"),
+                  "selection": ("alloop.config.selection", "SelectionOptions")}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -107,24 +86,68 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
 
-def _lines(model: type[BaseModel], prefix: str, indent: int, missing: list[str]) -> list[str]:
+def _field_line(key: str, field: Any, path: str, indent: int, missing: list[str]) -> list[tuple[str, str]]:
+    note = field.description or NOTES.get(path)
+    if not note:
+        missing.append(path)
+        note = "(undocumented)"
+    members = _members(field)
+    if members:
+        return [(" " * indent + f"{key}:", note), *_union_lines(field, members, path + ".", indent + 2, missing)]
+    sub = _model_of(field.annotation)
+    default = _default(field)
+    if sub is not None and (default is None or default is PydanticUndefined
+                            or isinstance(default, BaseModel)):
+        return [(" " * indent + f"{key}:", note + (" (default: null)" if default is None else "")),
+                *_lines(sub, path + ".", indent + 2, missing)]
+    value = "(required)" if default is PydanticUndefined else _yaml(
+        default.model_dump(mode="json") if isinstance(default, BaseModel) else default)
+    return [(" " * indent + f"{key}: {value}", note)]
+
+
+def _members(field: Any) -> tuple[type[BaseModel], ...]:
+    """The classes of a section chosen by a tag field (``model.kind``), else ()."""
+    if not field.discriminator:
+        return ()
+    return tuple(a for a in typing.get_args(field.annotation) if isinstance(a, type))
+
+
+def _union_lines(field: Any, members: tuple[type[BaseModel], ...], prefix: str, indent: int,
+                 missing: list[str]) -> list[tuple[str, str]]:
+    """The tag and the fields every kind has; then each group of fields under ``# kind: A | B``,
+    the kinds that have them (a field several kinds share is listed once)."""
+    tag = field.discriminator
+    out = _field_line(tag, members[0].model_fields[tag], prefix + tag, indent, missing)
+    out[0] = (" " * indent + f"{tag}: {getattr(_default(field), tag)}", out[0][1])
+    kinds = {m: typing.get_args(m.model_fields[tag].annotation) for m in members}
+    groups: dict[tuple[str, ...], list[tuple[str, Any]]] = {}
+    for member in members:
+        for key, sub in member.model_fields.items():
+            having = tuple(k for m in members if key in m.model_fields for k in kinds[m])
+            if key != tag and key not in {k for g in groups.values() for k, _ in g}:
+                groups.setdefault(having, []).append((key, sub))
+    every = tuple(k for m in members for k in kinds[m])
+    for having, fields in sorted(groups.items(), key=lambda g: g[0] != every):  # shared first
+        if having != every:
+            owners = [m for m in members if set(kinds[m]) <= set(having)]
+            note = ((owners[0].__doc__ or "").strip().splitlines()[0] if len(owners) == 1
+                    else "these kinds have the fields below")
+            out.append((" " * indent + f"# {tag}: {' | '.join(having)}", note))
+        for key, sub in fields:
+            notes = {m.model_fields[key].description for m in members if key in m.model_fields}
+            if len(notes) > 1:  # one key, a meaning per kind: say each
+                sub = copy.copy(sub)
+                sub.description = "; ".join(
+                    f"{kinds[m][0]}: {m.model_fields[key].description}"
+                    for m in members if key in m.model_fields)
+            out += _field_line(key, sub, prefix + key, indent, missing)
+    return out
+
+
+def _lines(model: type[BaseModel], prefix: str, indent: int, missing: list[str]) -> list[tuple[str, str]]:
     out = []
     for key, field in model.model_fields.items():
-        path = f"{prefix}{key}"
-        note = field.description or NOTES.get(path)
-        if not note:
-            missing.append(path)
-            note = "(undocumented)"
-        sub = _model_of(field.annotation)
-        default = _default(field)
-        if sub is not None and (default is None or default is PydanticUndefined
-                                or isinstance(default, BaseModel)):
-            out.append((" " * indent + f"{key}:", note + (" (default: null)" if default is None else "")))
-            out += _lines(sub, path + ".", indent + 2, missing)
-            continue
-        value = "(required)" if default is PydanticUndefined else _yaml(
-            default.model_dump(mode="json") if isinstance(default, BaseModel) else default)
-        out.append((" " * indent + f"{key}: {value}", note))
+        out += _field_line(key, field, f"{prefix}{key}", indent, missing)
     return out
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from alloop.config import ExperimentConfig, LabelStudioConfig
+from alloop.config import ExperimentConfig, PeopleBase, SklearnConfig
 from alloop.data.pool import Pool
 from alloop.loop import ActiveLoop, LoopResult
 from alloop.store import open_store
@@ -123,6 +123,8 @@ def _model_params(config: ExperimentConfig) -> list[str]:
 
 def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> Any:
     m = config.model
+    if isinstance(m, SklearnConfig):
+        return _build_sklearn(m, config.seed)
     s = m.log_lambda()
     if m.kind == "logistic":
         if task != "classification":
@@ -146,7 +148,10 @@ def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> 
             hidden=tuple(m.hidden), likelihood=likelihood, s=s, epochs=m.epochs, lr=m.lr,
             batch_size=m.batch_size, optimizer=m.optimizer, seed=config.seed, **m.params,
         )
-    assert m.estimator is not None
+    raise AssertionError(f"model.kind {m.kind!r} has no builder")  # the config allows no other
+
+
+def _build_sklearn(m: SklearnConfig, seed: int) -> Any:
     if not m.estimator.startswith("sklearn."):
         raise ValueError(
             f"model.estimator {m.estimator!r}: only scikit-learn classes (sklearn.*) can be "
@@ -161,7 +166,7 @@ def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> 
 
     params = dict(m.params)
     if "random_state" in inspect.signature(cls).parameters:  # reproducible, and resumable
-        params.setdefault("random_state", config.seed)
+        params.setdefault("random_state", seed)
     return SklearnModel(cls(**params))
 
 
@@ -187,9 +192,10 @@ def build_oracle(config: ExperimentConfig, data: Prepared, seed: int) -> Any:
     from oracles.annotators import MultiAnnotatorOracle
 
     o = config.oracle
-    people = {"task": data.task, "classes": data.classes,
-              "feature_names": data.pool.feature_names, "show_prediction": o.show_prediction,
-              "show_score": o.show_score, "min_share": o.min_share, "timeout": o.timeout}
+    if isinstance(o, PeopleBase):
+        people = {"task": data.task, "classes": data.classes,
+                  "feature_names": data.pool.feature_names, "show_prediction": o.show_prediction,
+                  "show_score": o.show_score, "min_share": o.min_share, "timeout": o.timeout}
     if o.kind == "terminal":
         from oracles.terminal import TerminalOracle
 
@@ -197,22 +203,19 @@ def build_oracle(config: ExperimentConfig, data: Prepared, seed: int) -> Any:
     if o.kind == "web":
         from oracles.web import WebOracle
 
-        ids = [a if isinstance(a, str) else a.id for a in (o.annotators or [])]
-        return WebOracle(ids, tokens=config.tokens_path(), host=o.host, port=o.port, k=o.k,
+        return WebOracle(list(o.annotators), tokens=config.tokens_path(), host=o.host, port=o.port, k=o.k,
                          policy=o.policy, seed=seed, image_dir=o.image_dir, **people)
     if o.kind == "label-studio":
         from oracles.label_studio import LabelStudioOracle
 
-        ls = o.label_studio or LabelStudioConfig()
-        return LabelStudioOracle(url=ls.url, token_env=ls.token_env, project_id=ls.project_id,
-                                 title=ls.title or config.name, poll_interval=o.poll_interval,
+        return LabelStudioOracle(url=o.url, token_env=o.token_env, project_id=o.project_id,
+                                 title=o.title or config.name, poll_interval=o.poll_interval,
                                  **people)
     if o.kind == "files":
         from oracles.files import FileExchangeOracle
 
-        ids = [a if isinstance(a, str) else a.id for a in (o.annotators or [])] or None
         return FileExchangeOracle(o.dir, o.format, annotator=o.annotator or "files",
-                                  annotators=ids, poll_interval=o.poll_interval, **people)
+                                  annotators=o.annotators or None, poll_interval=o.poll_interval, **people)
 
     def simulated(noise: float, name: str, offset: int) -> SimulatedOracle:
         return SimulatedOracle(data.truth, noise=noise, confusion=o.confusion, classes=data.classes,
@@ -256,7 +259,7 @@ def _assemble(config: ExperimentConfig, data: Prepared, model: Any, store: Any,
         from alloop.tracking import MlflowTracker
 
         tracker = MlflowTracker(config.tracking.experiment or config.name, tracking_uri or config.tracking.uri)
-    auto = config.model.auto_regularity
+    auto = None if isinstance(config.model, SklearnConfig) else config.model.auto_regularity
     if auto is None:  # default: on for the GLMs, whose refits are cheap
         auto = config.model.kind in ("logistic", "linear")
     regularity = automatic_regularity if auto else None
@@ -281,7 +284,7 @@ def _assemble(config: ExperimentConfig, data: Prepared, model: Any, store: Any,
         stabilize=None if lp.stabilize is None else (lp.stabilize.patience, lp.stabilize.tol),
         relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),
         batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
-        regularity=regularity, label_rule=config.oracle.aggregate,
+        regularity=regularity, label_rule=config.oracle.label_rule,
         unanswered=config.oracle.unanswered, scoring=scoring, store=store, tracker=tracker,
         seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
         params=config.model_dump(mode="json"), metrics=lp.metrics,

@@ -86,7 +86,7 @@ def test_file_exchange_run_end_to_end(tmp_path):
 def test_several_simulated_annotators_with_redundancy_and_dawid_skene(tmp_path):
     oracle = {"annotators": [{"id": "good", "noise": 0.0}, {"id": "ok", "noise": 0.1},
                              {"id": "bad", "noise": 0.6}],
-              "k": 3, "aggregate": "dawid-skene"}
+              "k": 3, "label_rule": "dawid-skene"}
     config = base_config(tmp_path, "crowd", oracle, initial=40, rounds=1)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = build_loop(parse_config(config), tracking_uri=uri, progress=False).run()
@@ -112,7 +112,7 @@ def test_several_simulated_annotators_with_redundancy_and_dawid_skene(tmp_path):
 
 def test_labels_export_keeps_history_and_annotators(tmp_path):
     config = base_config(tmp_path, "export", {"annotators": [{"id": "a"}, {"id": "b", "noise": 0.5}],
-                                              "k": 2, "aggregate": "majority"}, rounds=1)
+                                              "k": 2, "label_rule": "majority"}, rounds=1)
     build_loop(parse_config(config), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", progress=False,
                track=False).run()
     cfg_path = tmp_path / "export.yaml"

@@ -51,7 +51,7 @@ def config(tmp_path: Path, name: str) -> Path:
         "strategy": {"name": "entropy"},
         "loop": {"initial": 12, "batch_size": 10, "rounds": 3},
         "oracle": {"annotators": [{"id": "ana", "noise": 0.2}, {"id": "bob", "noise": 0.3}],
-                   "k": 2, "aggregate": "dawid-skene"},
+                   "k": 2, "label_rule": "dawid-skene"},
         "store": {"path": str(tmp_path / f"{name}.sqlite")},
     }
     path = tmp_path / f"{name}.yaml"

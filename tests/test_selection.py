@@ -1,4 +1,4 @@
-"""Influence-based data selection (alloop.selection): config, splits, methods, the command end to end."""
+"""Influence-based data selection (alloop select): config, splits, methods, the command end to end."""
 
 from __future__ import annotations
 
@@ -13,17 +13,14 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from alloop.cli.select import select_cli
 from alloop.config import ConfigError
+from alloop.config.selection import parse_selection_config
 from alloop.influence import ip_adding_scores
+from alloop.influence.selection import select_and_retrain, split_candidates
 from alloop.metrics import evaluate
 from alloop.models import LogisticGLM, SoftmaxGLM
-from alloop.selection import (
-    parse_selection_config,
-    select_and_retrain,
-    select_cli,
-    select_command,
-    split_candidates,
-)
+from alloop.selection import select_command
 
 
 def noisy_problem(seed: int = 0, n: int = 400, d: int = 4, flip: float = 0.0):

@@ -28,7 +28,7 @@ from alloop.store import LabelStore
 from alloop.tracking import TrackingUnavailableWarning
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVE = "import typer; from alloop.server_cli import server_command; typer.run(server_command)"
+SERVE = "import typer; from alloop.cli.serve import server_command; typer.run(server_command)"
 
 try:
     find_binaries()

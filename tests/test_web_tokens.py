@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from alloop.annotate_cli import annotate_app
+from alloop.cli.annotate import annotate_app
 from oracles.web import TokenStore
 
 

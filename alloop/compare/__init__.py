@@ -12,12 +12,12 @@ import importlib
 import sys
 import types
 
-# Loaded on first use (PEP 562): ``alloop --help`` imports alloop.compare.cli, and the report
-# and runner pull in pandas, matplotlib and MLflow.
+# Loaded on first use (PEP 562): the report and runner pull in pandas, matplotlib and MLflow.
+# A name maps to a submodule of this package, or to a dotted module elsewhere (the schema).
 _SOURCES = {
-    "CompareConfig": "config",
-    "load_compare_config": "config",
-    "parse_compare_config": "config",
+    "CompareConfig": "alloop.config.compare",
+    "load_compare_config": "alloop.config.compare",
+    "parse_compare_config": "alloop.config.compare",
     "Report": "report",
     "report": "report",
     "write_page": "report",
@@ -37,7 +37,8 @@ __all__ = sorted(_SOURCES)
 def __getattr__(name: str):
     if name not in _SOURCES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    module = _SOURCES[name]
+    value = getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 

@@ -37,7 +37,6 @@ from typing import Any
 
 import pandas as pd
 
-from alloop.compare.config import CompareConfig, load_compare_config
 from alloop.compare.runs import (
     FULL_DATA,
     LOOP,
@@ -47,6 +46,7 @@ from alloop.compare.runs import (
     search_runs,
 )
 from alloop.config import parse_config
+from alloop.config.compare import CompareConfig, load_compare_config
 
 #: where the (strategy, seed) tasks run
 BACKENDS = ("process", "ray")
@@ -400,7 +400,7 @@ def compare(
     Parameters
     ----------
     config : CompareConfig or path
-        A compare YAML (see :mod:`alloop.compare.config`) or a parsed one.
+        A compare YAML (see :mod:`alloop.config.compare`) or a parsed one.
     jobs : int
         Runs at once (worker processes, or Ray tasks in flight).
     force : bool

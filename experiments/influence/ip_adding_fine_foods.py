@@ -57,8 +57,8 @@ def accuracy(model, X, y) -> float:
 
 def run_seed(seed: int, s: float, train, test) -> dict[str, float]:
     from alloop.influence import ip_adding_scores, subset_mask
+    from alloop.influence.selection import split_candidates, stack_rows
     from alloop.models import LogisticGLM
-    from alloop.selection import split_candidates, stack_rows
 
     split = split_candidates(train.y, base=0.6, candidate=0.4, validation=0.2, seed=seed)
     X, y = train.X, train.y
@@ -108,8 +108,8 @@ def run_seed(seed: int, s: float, train, test) -> dict[str, float]:
 
 def choose_s(grid: list[float], train) -> tuple[float, dict[float, float]]:
     """s with the best base-model validation accuracy on seed 0's split."""
+    from alloop.influence.selection import split_candidates
     from alloop.models import LogisticGLM
-    from alloop.selection import split_candidates
 
     split = split_candidates(train.y, base=0.6, candidate=0.4, validation=0.2, seed=0)
     found = {}

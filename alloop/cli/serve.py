@@ -1,4 +1,5 @@
-"""``alloop server``: an MLflow tracking server on PostgreSQL, in the foreground until Ctrl-C."""
+"""``alloop server`` (MLflow tracking on PostgreSQL) and ``alloop ui`` (the MLflow UI), in the
+foreground until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from alloop.cli.errors import EXIT_FOUND, EXIT_INTERRUPTED, console, fail, reported
 
 
+@reported
 def server_command(
     backend_store_uri: Annotated[
         str | None,
@@ -38,10 +39,8 @@ def server_command(
     )
 
     if backend_store_uri is None and postgres_dir is None:
-        console.print("[bold red]error:[/] give --backend-store-uri URL (e.g. "
-                      "postgresql://user@host:5432/mlflow) or --postgres-dir DIR for a local "
-                      "PostgreSQL", highlight=False)
-        raise typer.Exit(code=2)
+        fail("give --backend-store-uri URL (e.g. postgresql://user@host:5432/mlflow) or "
+             "--postgres-dir DIR for a local PostgreSQL")
     postgres = None
     server = None
     # Ctrl-C, SIGTERM and SIGHUP all end the start-up or the foreground wait below and stop
@@ -54,8 +53,7 @@ def server_command(
             try:
                 postgres = start_postgres(postgres_dir)
             except (RuntimeError, OSError) as exc:  # the message carries initdb's own
-                console.print(f"[bold red]error:[/] could not start PostgreSQL: {exc}", highlight=False)
-                raise typer.Exit(code=1) from None
+                fail(f"could not start PostgreSQL: {exc}", code=EXIT_FOUND)
             console.print(f"PostgreSQL in {postgres_dir} on {postgres.host}:{postgres.port}")
             if backend_store_uri is None:
                 backend_store_uri = postgres.create_database("mlflow")
@@ -64,8 +62,7 @@ def server_command(
             server = start_mlflow_server(backend_store_uri, artifacts_destination, host, port,
                                          workers=workers)
         except RuntimeError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(code=1) from None
+            fail(str(exc), code=EXIT_FOUND)
         console.print(
             f"MLflow tracking server ready in {server.startup_seconds:.0f} s "
             f"(log: {server.log_path}).\n"
@@ -79,7 +76,7 @@ def server_command(
             raise KeyboardInterrupt  # Ctrl-C or a signal: say so below
         console.print(f"[bold red]mlflow server exited[/] (code {server.process.returncode}); "
                       f"see {server.log_path}", highlight=False)
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=EXIT_FOUND)
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
@@ -87,3 +84,30 @@ def server_command(
             server.stop()
         if postgres is not None:
             postgres.stop()
+
+
+@reported
+def ui(
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow store to browse")] = None,
+    port: Annotated[int, typer.Option(help="port to serve on")] = 5000,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the local store (sqlite:///mlflow.db by default); Ctrl-C or SIGTERM stops it."""
+    from alloop.services.mlflow_server import (
+        interrupt_on_signals,
+        serve_until_signal,
+        start_mlflow_ui,
+    )
+    from alloop.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    interrupt_on_signals()  # `kill PID` stops the server and its workers too
+    console.print(f"starting the MLflow UI on {uri} ...", highlight=False, soft_wrap=True)
+    try:
+        server = start_mlflow_ui(uri, host, port)
+    except KeyboardInterrupt:  # the server is stopped already
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    console.print(f"serving {uri} at {server.url} (ready in {server.startup_seconds:.0f} s; "
+                  f"log: {server.log_path}). Ctrl-C stops it.", highlight=False, soft_wrap=True)
+    code = serve_until_signal(server)
+    raise typer.Exit(0 if code is None else code)

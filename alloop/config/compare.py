@@ -19,15 +19,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from alloop.config import (
-    ConfigError,
-    ExperimentConfig,
-    StoreConfig,
-    StrategyConfig,
-    describe_validation_error,
-    parse_config,
-    read_yaml,
-)
+from alloop.config.errors import ConfigError, config_error, describe_validation_error
+from alloop.config.experiment import ExperimentConfig
+from alloop.config.loader import read_yaml, strategy_problems, validate_sections
+from alloop.config.strategy import StrategyConfig
+from alloop.config.tracking import StoreConfig
 
 #: top-level sections a compare config sets per run, so it must not set them itself.
 _PER_RUN = {
@@ -167,10 +163,12 @@ def parse_compare_config(data: Any, origin: str = "compare config") -> CompareCo
     try:
         compare = CompareSection.model_validate(section)
     except ValidationError as exc:
-        raise ConfigError(
-            f"{origin} is invalid:\n" + "\n".join(describe_validation_error(exc, "compare"))
-        ) from None
-    base = parse_config(data, origin)
+        raise config_error(origin, describe_validation_error(exc, "compare")) from None
+    problems = strategy_problems(
+        (f"compare.strategies.{i}", s) for i, s in enumerate(compare.strategies))
+    if problems:
+        raise config_error(origin, problems)
+    base = validate_sections(data, origin)
     wanted, computed = compare.metric, base.loop.metrics
     if wanted is not None and computed is not None and wanted not in computed:
         raise ConfigError(

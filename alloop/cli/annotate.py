@@ -14,32 +14,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alloop.cli.errors import console, fail, reported
+
 annotate_app = typer.Typer(
     no_args_is_help=True,
     help="Annotator tokens for the web annotation page (oracle.kind: web).",
 )
-console = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 def _config(path: Path):  # -> ExperimentConfig
-    from alloop.config import ConfigError, load_config
+    from alloop.config import load_config, read_yaml
 
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        _fail(str(exc))
-    if cfg.oracle.kind != "web":
-        _fail(f"{path} has oracle.kind {cfg.oracle.kind!r}; tokens are for oracle.kind 'web'")
-    return cfg
+    raw = read_yaml(path)  # the kind first: a config for another oracle gets this, not its fields
+    oracle = raw.get("oracle") if isinstance(raw, dict) else None
+    kind = oracle.get("kind", "simulated") if isinstance(oracle, dict) else "simulated"
+    if kind != "web":
+        fail(f"{path} has oracle.kind {kind!r}; tokens are for oracle.kind 'web'")
+    return load_config(path)
 
 
 def _annotators(cfg) -> list[str]:
-    return [a if isinstance(a, str) else a.id for a in (cfg.oracle.annotators or [])]
+    return list(cfg.oracle.annotators)  # the config checked oracle.kind: web
 
 
 def _store(cfg):
@@ -53,12 +48,13 @@ AnnotatorOpt = Annotated[str, typer.Option("--annotator", "-a", help="the annota
 
 
 @annotate_app.command("token")
+@reported
 def token(config: ConfigArg, annotator: AnnotatorOpt) -> None:
     """Make a token for an annotator (replacing their old one) and print it, once."""
     cfg = _config(config)
     known = _annotators(cfg)
     if annotator not in known:
-        _fail(f"annotator {annotator!r} is not in oracle.annotators of {config} "
+        fail(f"annotator {annotator!r} is not in oracle.annotators of {config} "
               f"({', '.join(known)}); add the id there first")
     store = _store(cfg)
     replaced = any(t.annotator == annotator and t.active for t in store.list())
@@ -76,6 +72,7 @@ def token(config: ConfigArg, annotator: AnnotatorOpt) -> None:
 
 
 @annotate_app.command("tokens")
+@reported
 def tokens(config: ConfigArg) -> None:
     """List the annotators of a run and the state of their tokens (never the tokens)."""
     cfg = _config(config)
@@ -98,10 +95,11 @@ def tokens(config: ConfigArg) -> None:
 
 
 @annotate_app.command("revoke")
+@reported
 def revoke(config: ConfigArg, annotator: AnnotatorOpt) -> None:
     """Revoke an annotator's token; a running page refuses it from the next request on."""
     cfg = _config(config)
     if _store(cfg).revoke(annotator):
         console.print(f"revoked the token of {annotator}", highlight=False)
     else:
-        _fail(f"annotator {annotator!r} has no active token in {cfg.tokens_path()}")
+        fail(f"annotator {annotator!r} has no active token in {cfg.tokens_path()}")

@@ -1,0 +1,21 @@
+"""``model: {kind: mlp}``: a torch multi-layer perceptron."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from alloop.config.model.strength import Strength
+
+
+class MLPConfig(Strength):
+    """A multi-layer perceptron with an L2 penalty e^s/2 ‖θ‖²."""
+
+    kind: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths")
+    epochs: int = Field(50, gt=0, strict=True, description="training epochs per fit")
+    lr: float = Field(0.05, gt=0.0, description="learning rate")
+    batch_size: int = Field(64, gt=0, strict=True, description="minibatch size")
+    optimizer: Literal["sgd", "adam", "lbfgs"] = Field("adam", description="sgd | adam | lbfgs")
+    params: dict[str, Any] = Field(default_factory=dict, description="extra constructor arguments of the model")
