@@ -186,8 +186,8 @@ def _run_loop(config_data: dict[str, Any], tracking_uri: str, resume: bool) -> d
             result = loop.run(resume=resume)
         noted = _warning_summary(caught)
         if noted["warnings"] and result.run_id is not None:
-            loop.tracker.client.set_tag(result.run_id, "alloop.warnings", str(noted["warnings"]))
-            loop.tracker.client.set_tag(result.run_id, "alloop.warning", noted["warning"][:5000])
+            loop.tracker.tag_run(result.run_id, {"alloop.warnings": str(noted["warnings"]),
+                                                 "alloop.warning": noted["warning"][:5000]})
         last = result.curve.iloc[-1]
         return {
             "run_id": result.run_id, "stop_reason": result.stop_reason,
@@ -195,10 +195,10 @@ def _run_loop(config_data: dict[str, Any], tracking_uri: str, resume: bool) -> d
             "value": float(last[loop.metric]), "seconds": time.perf_counter() - start, **noted,
         }
     except Exception as exc:  # returned, not raised: one failed pair must not stop the others
-        run_id = getattr(getattr(loop, "tracker", None), "run_id", None)
+        run_id = None if loop is None else loop.run_id
         if run_id is not None:
             with suppress(Exception):  # the error to report is the one above
-                loop.tracker.client.set_terminated(run_id, "FAILED")
+                loop.tracker.end_run(run_id, "FAILED")
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "run_id": run_id}
     finally:
@@ -221,15 +221,13 @@ def fit_full_data(config: Any) -> tuple[dict[str, float], int]:
     try:
         pool = loop.pool
         pool.add_labels(pool.ids, [truth[i] for i in pool.ids.tolist()])
-        model = loop._fit()  # the loop's own fit: same regularity rule, same solver
+        model = loop.fit()  # the loop's own fit: same regularity rule, same solver
         return evaluate(model, loop.X_test, loop.y_test, loop.classes, loop.metrics), len(pool)
     finally:
         loop.store.close()
 
 
 def _run_full_data(config_data: dict[str, Any], tracking_uri: str) -> dict[str, Any]:
-    from mlflow.entities import Metric, Param
-
     from alloop.tracking import MlflowTracker
 
     start = time.perf_counter()
@@ -240,18 +238,10 @@ def _run_full_data(config_data: dict[str, Any], tracking_uri: str) -> dict[str, 
             metrics, n = fit_full_data(config)
         seconds = time.perf_counter() - start
         tracker = MlflowTracker(config.tracking.experiment or config.name, tracking_uri)
-        client = tracker.client
-        run = client.create_run(tracker.experiment_id, run_name=f"full-data-seed{config.seed}",
-                                tags={"alloop": FULL_DATA})
-        stamp = int(time.time() * 1000)
-        values = {**metrics, "labels": float(n), "fit_seconds": seconds}
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()],
-            params=[Param(k, v) for k, v in _full_params(config).items()],
-        )
-        client.set_terminated(run.info.run_id, "FINISHED")
-        return {"run_id": run.info.run_id, "labels": n, "seconds": seconds, "values": metrics,
+        with tracker.one_off_run(f"full-data-seed{config.seed}", tags={"alloop": FULL_DATA}) as run:
+            run.log_metrics({**metrics, "labels": float(n), "fit_seconds": seconds}, step=0)
+            run.log_params(_full_params(config))
+        return {"run_id": run.run_id, "labels": n, "seconds": seconds, "values": metrics,
                 **_warning_summary(caught)}
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

@@ -77,6 +77,11 @@ class ActiveLoop(Setup):
         :class:`~alloop.store.StoreLeaseError`), and a resumed store must pass its hash chain
         (:class:`~alloop.store.ChainBrokenError`) before anything is trained on it.
         """
+        if self.oracle is None:
+            raise ValueError(
+                "run() needs an oracle to ask; without one, drive the rounds yourself: "
+                "queries = loop.query(), then loop.teach(answers)"
+            )
         self.store.take_lease()
         try:
             if resume:
@@ -121,13 +126,20 @@ class ActiveLoop(Setup):
                     return "quit"  # resume with --resume; unanswered items stay open
 
     def finish(self, stop: str | None = None) -> LoopResult:
-        """End the run: the tracker's final curve and model, and the result so far."""
-        frame = pd.DataFrame(self._curve)
-        if stop is not None:
-            self.store.set_meta("stop_reason", stop)
-        self.tracker.finish(frame, self.metric, self._model)
-        return LoopResult(frame, self._model, self.pool, stop, self._remember_late_run_id(),
-                          self._curve)
+        """End the run: the tracker gets the final curve and model; returns the result so far.
+
+        ``run()`` calls it; after :meth:`query` / :meth:`teach`, call it yourself. The stop
+        reason defaults to the one :meth:`query` last met (None if it met none).
+        """
+        with self._lease():
+            frame = pd.DataFrame(self._curve)
+            if stop is not None:
+                self.store.set_meta("stop_reason", stop)
+            else:
+                stop = self.store.get_meta("stop_reason")
+            self.tracker.finish(frame, self.metric, self._model)
+            return LoopResult(frame, self._model, self.pool, stop, self._remember_late_run_id(),
+                              self._curve)
 
     def stop_reason(self) -> str | None:
         """The first stop rule that fires before the next round (None: go on)."""
@@ -139,6 +151,11 @@ class ActiveLoop(Setup):
             if rule(state):
                 return rule.name
         return None
+
+    @property
+    def run_id(self) -> str | None:
+        """The tracked run's id (None before the run starts, or when nothing is tracked)."""
+        return self._run_id
 
     # ----------------------------------------------------------------- ask / tell
     def query(self, n: int | None = None) -> Queries:

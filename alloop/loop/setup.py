@@ -62,8 +62,9 @@ class Setup:
         each round fits a clone at the current regularity ``s``.
     strategy : Strategy or str
         A strategy object or a registry name (``alloop strategies`` lists them).
-    oracle : Oracle
-        Answers queries (may answer only some).
+    oracle : Oracle or None
+        Answers queries (may answer only some); None when you answer them yourself through
+        :meth:`~alloop.loop.core.ActiveLoop.query` and ``teach``.
     settings : LoopSettings
         Rounds, batch size, stop rules, relabelling, label rule, seed (the config's ``loop:``).
     store : LabelStore, optional
@@ -95,7 +96,7 @@ class Setup:
         pool: Pool,
         model: Any,
         strategy: Strategy | str,
-        oracle: Oracle,
+        oracle: Oracle | None,
         settings: LoopSettings | None = None,
         *,
         store: LabelStore | None = None,
