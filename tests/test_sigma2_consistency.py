@@ -37,7 +37,7 @@ class Recorder:
 
 def record_fits(monkeypatch):
     fits = []
-    original = ActiveLoop._fit
+    original = ActiveLoop.fit
 
     def _fit(self, search=True):
         model = original(self, search)
@@ -45,7 +45,7 @@ def record_fits(monkeypatch):
         fits.append((model, np.asarray(X), np.asarray(y, float)))
         return model
 
-    monkeypatch.setattr(ActiveLoop, "_fit", _fit)
+    monkeypatch.setattr(ActiveLoop, "fit", _fit)
     return fits
 
 
