@@ -169,7 +169,13 @@ class ActiveLoop(Setup):
             self._ensure_restored()
             round_ = self._next
             if self.store.requests(round_):
-                return Queries(round_, tuple(self._stored_queries(round_)))
+                open_ = self._stored_queries(round_)
+                if open_:
+                    return Queries(round_, tuple(open_))
+                # every query was answered before the process died, the round not closed yet
+                asked = {i for i, _ in self.store.requests(round_)}
+                self._close(OpenRound(round_, [], asked), [], quit_ok=False)
+                round_ = self._next
             stop = self.stop_reason()
             if stop:
                 self.store.set_meta("stop_reason", stop)

@@ -21,6 +21,7 @@ from alloop.loop.score import Scoring
 from alloop.loop.settings import LoopSettings
 from alloop.loop.validation import check_validation_need, validation_split
 from alloop.metrics import check_metrics, default_metric
+from alloop.models.base import Model
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, Tracker
 from oracles.base import Oracle
@@ -46,8 +47,17 @@ def as_loop_model(model: Any, strategy: Strategy, classes: Any) -> Any:
     modal = sys.modules.get("modAL.models.base")  # not imported: it cannot be a modAL learner
     if modal is not None and isinstance(model, modal.BaseLearner):
         model = model.estimator
-    return as_model(model, differentiable="gradients" in strategy.needs,
-                    classes=None if classes is None else list(classes))
+    model = as_model(model, differentiable="gradients" in strategy.needs,
+                     classes=None if classes is None else list(classes))
+    if not isinstance(model, Model):
+        missing = [name for name in ("task", "classes_", "s", "with_s", "fit", "predict", "clone")
+                   if not hasattr(model, name)]
+        raise TypeError(
+            f"{type(model).__name__} is not an alloop Model: it lacks {', '.join(missing)}. "
+            "Implement alloop.models.base.Model (s = None and with_s returning the model where "
+            "there is no regularity), or pass a scikit-learn estimator"
+        )
+    return model
 
 
 class Setup:
