@@ -180,7 +180,8 @@ class ActiveLoop(Setup):
             if stop:
                 self.store.set_meta("stop_reason", stop)
                 return Queries(round_, (), stop)
-            return Queries(round_, tuple(self._open(round_, n).queries))
+            self._asked = self._open(round_, n)  # its timings go into teach's round metrics
+            return Queries(round_, tuple(self._asked.queries))
 
     def teach(self, answers: list[Answer]) -> dict[str, Any]:
         """Store the answers to the open queries, then refit, evaluate and log the round.
@@ -195,7 +196,11 @@ class ActiveLoop(Setup):
             requested = [i for i, _ in self.store.requests(round_)]
             if not requested:
                 raise ValueError(f"round {round_} has no open queries: call loop.query() first")
-            open_ = OpenRound(round_, [], set(requested))
+            open_ = self._asked
+            if open_ is None or open_.round != round_:  # asked by a process that is gone
+                open_ = OpenRound(round_, [], set(requested))
+            open_.asked = set(requested)
+            self._asked = None
             committer = self._committer(open_)
             committer.commit_rest(answers)
             row = self._close(open_, committer.refused, quit_ok=False)

@@ -173,6 +173,7 @@ class Setup:
         self._previous: Any = None
         self._next = 0
         self._run_id: str | None = None
+        self._asked: Any = None  # the round query() opened in this process, until teach()
 
     def _data(self, X_test: Any, y_test: Any, X_val: Any, y_val: Any) -> None:
         self.X_test = None if X_test is None else validate_features(X_test, "X_test")
