@@ -2,7 +2,8 @@
 
 The public API is small:
 
-- :class:`Pool`, :class:`LabelStore`, :class:`ActiveLoop` — the loop and its durable state;
+- :class:`Pool`, :class:`LabelStore`, :class:`ActiveLoop`, :class:`LoopSettings` — the loop and
+  its durable state (``run()``, or ``query()`` / ``teach()`` to drive rounds yourself);
 - models in :mod:`alloop.models`, strategies in :mod:`strategies`, oracles in :mod:`oracles`;
 - :func:`alloop.config.load_config` and :func:`alloop.experiment.run_experiment` — the same loop
   from a YAML config (what ``alloop run`` does);
@@ -20,11 +21,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "ActiveLoop": "alloop.loop",
     "LoopResult": "alloop.loop",
+    "LoopSettings": "alloop.loop",
+    "Queries": "alloop.loop",
     "Pool": "alloop.data.pool",
     "LabelStore": "alloop.store.label_store",
 }
 
-__all__ = ["ActiveLoop", "LabelStore", "LoopResult", "Pool", "__version__"]
+__all__ = ["ActiveLoop", "LabelStore", "LoopResult", "LoopSettings", "Pool", "Queries", "__version__"]
 
 
 def __dir__() -> list[str]:  # the lazy names too, so dir(alloop) shows the public API

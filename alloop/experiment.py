@@ -11,7 +11,15 @@ import numpy as np
 
 from alloop.config import ExperimentConfig, PeopleBase, SklearnConfig
 from alloop.data.pool import Pool
-from alloop.loop import ActiveLoop, LoopResult
+from alloop.loop import (
+    ActiveLoop,
+    InitialSet,
+    LoopResult,
+    LoopSettings,
+    Relabel,
+    Stabilize,
+    Target,
+)
 from alloop.store import open_store
 
 
@@ -268,26 +276,32 @@ def _assemble(config: ExperimentConfig, data: Prepared, model: Any, store: Any,
         from alloop.scale import RayScoring
 
         scoring = RayScoring(address=config.scoring.address, batch_size=config.scoring.batch_size)
-    lp = config.loop
+    return ActiveLoop(
+        data.pool, model, config.strategy.name, oracle, loop_settings(config, progress),
+        X_test=data.X_test, y_test=data.y_test, X_val=data.X_val, y_val=data.y_val,
+        classes=data.classes, batch_rule=config.strategy.batch,
+        strategy_params=config.strategy.params, regularity=regularity, scoring=scoring,
+        store=store, tracker=tracker, run_name=f"{config.strategy.name}-seed{config.seed}",
+        params=config.model_dump(mode="json"),
+    )
+
+
+def loop_settings(config: ExperimentConfig, progress: bool = True) -> LoopSettings:
+    """The config's ``loop:`` section (with the label rule, unanswered policy and seed) as
+    :class:`LoopSettings`."""
     from alloop.stopping import make_rule
 
-    initial, initial_strategy = (
-        (lp.initial, "random") if isinstance(lp.initial, int) else (lp.initial.size, lp.initial.strategy)
-    )
-    return ActiveLoop(
-        data.pool, model, config.strategy.name, oracle,
-        X_test=data.X_test, y_test=data.y_test, X_val=data.X_val, y_val=data.y_val,
-        classes=data.classes, initial=initial, batch_size=lp.batch_size, max_rounds=lp.rounds,
-        budget=lp.budget, initial_strategy=initial_strategy,
+    lp = config.loop
+    initial = (lp.initial if isinstance(lp.initial, int)
+               else InitialSet(lp.initial.size, lp.initial.strategy))
+    return LoopSettings(
+        initial=initial, batch_size=lp.batch_size, rounds=lp.rounds, budget=lp.budget,
+        target=None if lp.target is None else Target(lp.target.metric, lp.target.value),
+        stabilize=None if lp.stabilize is None else Stabilize(lp.stabilize.patience, lp.stabilize.tol),
         stop=[make_rule(rule.rule, **rule.params()) for rule in lp.stop],
-        target=None if lp.target is None else (lp.target.metric, lp.target.value),
-        stabilize=None if lp.stabilize is None else (lp.stabilize.patience, lp.stabilize.tol),
-        relabel=None if lp.relabel is None else (lp.relabel.every, lp.relabel.count),
-        batch_rule=config.strategy.batch, strategy_params=config.strategy.params,
-        regularity=regularity, label_rule=config.oracle.label_rule,
-        unanswered=config.oracle.unanswered, scoring=scoring, store=store, tracker=tracker,
-        seed=config.seed, progress=progress, run_name=f"{config.strategy.name}-seed{config.seed}",
-        params=config.model_dump(mode="json"), metrics=lp.metrics,
+        relabel=None if lp.relabel is None else Relabel(lp.relabel.every, lp.relabel.count),
+        metrics=lp.metrics, label_rule=config.oracle.label_rule,
+        unanswered=config.oracle.unanswered, seed=config.seed, progress=progress,
     )
 
 
@@ -303,7 +317,7 @@ def run_experiment(
     try:
         return loop.run(resume=resume)
     finally:
-        close = getattr(loop.oracle, "close", None)  # e.g. the web page's server
-        if callable(close):
-            close()
+        from alloop.loop.ask import close
+
+        close(loop.oracle)  # e.g. the web page's server
         loop.store.close()

@@ -1,6 +1,11 @@
-"""Stopping rules beyond budget, target and stabilize: each a small callable pair.
+"""Stopping rules: small callables ``rule(state) -> bool`` the loop asks before each round.
 
-Every rule has a per-round *statistic* (logged as the round metric ``stop_<name>``, so it is
+The loop's own limits are rules of the same kind, named by the stop reason they give:
+``max_rounds`` (:class:`MaxRounds`), ``budget``, ``pool_exhausted``, ``target``, ``no_answers``
+and ``stable`` (:class:`Stable`: the share of changed predictions stayed under ``tol`` for
+``patience`` rounds). They look at :class:`LoopState` only.
+
+The rules below also have a per-round *statistic* (logged as the round metric ``stop_<name>``, so it is
 stored, tracked and survives ``--resume``) and a decision over the history of that statistic:
 
 * ``kappa-average`` (Bloodgood & Vijay-Shanker, 2009): Cohen's κ between the predictions of
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -99,7 +104,105 @@ def delta_f(previous: np.ndarray, current: np.ndarray) -> float:
     return float(1.0 - f1_score(previous, current, labels=labels, average="macro", zero_division=1.0))
 
 
-# ---------------------------------------------------------------- the rules
+@dataclass(frozen=True)
+class LoopState:
+    """What a stop rule sees before a round starts."""
+
+    #: the round about to start (1 for the first acquisition round)
+    round: int
+    #: labeled items so far
+    labeled: int
+    #: items left in the pool to ask about
+    unlabeled: int
+    #: one mapping of metrics per finished round, oldest first (``round``, ``labels``, ...)
+    curve: Sequence[Mapping[str, Any]]
+
+
+class StopRule(Protocol):
+    """A stop rule: its ``name`` is the stop reason when ``rule(state)`` is true."""
+
+    name: str
+
+    def __call__(self, state: LoopState) -> bool: ...
+
+
+# ---------------------------------------------------------------- the loop's own limits
+@dataclass(frozen=True)
+class MaxRounds:
+    """Stop after ``rounds`` acquisition rounds (round 0, the initial set, not counted)."""
+
+    rounds: int
+    name = "max_rounds"
+
+    def __call__(self, state: LoopState) -> bool:
+        return state.round > self.rounds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop once ``labels`` items are labeled (the initial set included)."""
+
+    labels: int
+    name = "budget"
+
+    def __call__(self, state: LoopState) -> bool:
+        return state.labeled >= self.labels
+
+
+@dataclass(frozen=True)
+class PoolExhausted:
+    """Stop when no unlabeled item is left."""
+
+    name = "pool_exhausted"
+
+    def __call__(self, state: LoopState) -> bool:
+        return state.unlabeled == 0
+
+
+@dataclass(frozen=True)
+class TargetReached:
+    """Stop once the last round's ``metric`` reached ``value`` (≤ for losses and errors)."""
+
+    metric: str
+    value: float
+    name = "target"
+
+    def __call__(self, state: LoopState) -> bool:
+        from alloop.metrics import LOWER_IS_BETTER
+
+        last = state.curve[-1].get(self.metric) if state.curve else None
+        if last is None:
+            return False
+        return last <= self.value if self.metric in LOWER_IS_BETTER else last >= self.value
+
+
+@dataclass(frozen=True)
+class NoAnswers:
+    """Stop after ``rounds`` consecutive rounds in which nobody answered anything."""
+
+    rounds: int = 3
+    name = "no_answers"
+
+    def __call__(self, state: LoopState) -> bool:
+        silent = state.curve[-self.rounds:]
+        return len(state.curve) > self.rounds and all(row.get("answered", 1) == 0 for row in silent)
+
+
+@dataclass(frozen=True)
+class Stable:
+    """Stop when at most ``tol`` of the evaluation predictions changed in each of the last
+    ``patience`` rounds (the round metric ``changed``)."""
+
+    patience: int
+    tol: float
+    name = "stable"
+
+    def __call__(self, state: LoopState) -> bool:
+        changed = [row.get("changed") for row in state.curve[-self.patience:]]
+        return len(changed) == self.patience and all(c is not None and c <= self.tol for c in changed)
+
+
+# ---------------------------------------------------------------- the rules with a statistic
 @dataclass(frozen=True)
 class _Rule:
     name = ""
@@ -115,6 +218,9 @@ class _Rule:
     def reached(self, values: Sequence[float | None]) -> bool:
         """Whether the rule fires, given its statistic of every round so far (oldest first)."""
         raise NotImplementedError
+
+    def __call__(self, state: LoopState) -> bool:
+        return self.reached([row.get(self.metric) for row in state.curve])
 
 
 def _predictions(inputs: StopInputs) -> tuple[np.ndarray, np.ndarray] | None:
@@ -265,19 +371,24 @@ def make_rule(name: str, **params: Any) -> _Rule:
     return made
 
 
-def stop_statistics(rules: Sequence[_Rule], inputs: StopInputs) -> dict[str, float]:
+def stop_statistics(rules: Sequence[Any], inputs: StopInputs) -> dict[str, float]:
     """Each rule's statistic for this round, keyed by its metric (rules without one left out)."""
     out = {}
     for rule in rules:
+        if not isinstance(rule, _Rule):  # the loop's limits have no statistic
+            continue
         value = rule.statistic(inputs)
         if value is not None:
             out[rule.metric] = float(value)
     return out
 
 
-def first_reached(rules: Sequence[_Rule], curve: Sequence[Mapping[str, Any]]) -> str | None:
-    """The name of the first rule that fires on the rounds of ``curve``, or None."""
+def first_reached(
+    rules: Sequence[Any], curve: Sequence[Mapping[str, Any]], state: LoopState | None = None
+) -> str | None:
+    """The name of the first rule that fires on ``state`` (or the rounds of ``curve``), or None."""
+    state = state if state is not None else LoopState(len(curve), 0, 1, curve)
     for rule in rules:
-        if rule.reached([row.get(rule.metric) for row in curve]):
+        if rule(state):
             return rule.name
     return None

@@ -96,7 +96,7 @@ def main() -> None:
     import torch
     from sklearn.datasets import make_classification
 
-    from alloop import ActiveLoop, Pool
+    from alloop import ActiveLoop, LoopSettings, Pool
     from alloop.models import LogisticGLM
     from alloop.store import LabelStore
     from oracles.web import WebOracle
@@ -112,10 +112,19 @@ def main() -> None:
                            timeout=600, announce=False)
         tokens = {a: oracle.tokens.create(a) for a in ids}
         store = LabelStore(Path(tmp) / "labels.sqlite")
-        loop = ActiveLoop(pool, LogisticGLM(s=0.0), "margin", oracle, X_test=X[3000:],
-                          y_test=y[3000:], classes=[0, 1], initial=args.initial,
-                          batch_size=args.batch, max_rounds=args.rounds, store=store,
-                          progress=False)
+        loop = ActiveLoop(
+            pool,
+            LogisticGLM(s=0.0),
+            "margin",
+            oracle,
+            settings=LoopSettings(
+                initial=args.initial, batch_size=args.batch, rounds=args.rounds, progress=False
+            ),
+            X_test=X[3000:],
+            y_test=y[3000:],
+            classes=[0, 1],
+            store=store,
+        )
         url = oracle.start()
         results: mp.Queue = mp.get_context("spawn").Queue()
         crowd = mp.get_context("spawn").Process(

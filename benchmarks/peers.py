@@ -83,7 +83,7 @@ def datasets(n_synthetic: int, seed: int = 0) -> dict[str, tuple[np.ndarray, ...
 
 # ----------------------------------------------------------------------------- alloop
 def run_alloop(data, strategy, initial, rounds, batch, seed, profile=None):
-    from alloop import ActiveLoop, Pool
+    from alloop import ActiveLoop, LoopSettings, Pool
     from alloop.models import LogisticGLM, SoftmaxGLM
     from oracles import SimulatedOracle
 
@@ -93,9 +93,20 @@ def run_alloop(data, strategy, initial, rounds, batch, seed, profile=None):
     oracle = SimulatedOracle(dict(zip(pool.ids, yp, strict=True)))
     model = (LogisticGLM if len(classes) == 2 else SoftmaxGLM)(s=0.0)
     loop = ActiveLoop(
-        pool, model, strategy, oracle, X_test=Xt, y_test=yt, classes=classes,
-        initial=[str(i) for i in initial], batch_size=batch, max_rounds=rounds,
-        seed=seed, progress=False,
+        pool,
+        model,
+        strategy,
+        oracle,
+        settings=LoopSettings(
+            initial=[str(i) for i in initial],
+            batch_size=batch,
+            rounds=rounds,
+            seed=seed,
+            progress=False,
+        ),
+        X_test=Xt,
+        y_test=yt,
+        classes=classes,
     )
     start = time.perf_counter()
     if profile is not None:

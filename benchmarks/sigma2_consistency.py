@@ -59,7 +59,7 @@ def run(seed: int, rounds: int) -> list[tuple]:
         calls.append(tuple(np.asarray(a, dtype=float) for a in (X, y, X_val, y_val)))
         return hook(model, X, y, X_val, y_val, s0=s0, **kw)
 
-    original = ActiveLoop._fit
+    original = ActiveLoop.fit
 
     def _fit(self, search=True):
         model = original(self, search)
@@ -67,7 +67,7 @@ def run(seed: int, rounds: int) -> list[tuple]:
         fits.append((model, np.asarray(X, float), np.asarray(y, float)))
         return model
 
-    experiment.automatic_regularity, ActiveLoop._fit = recording, _fit
+    experiment.automatic_regularity, ActiveLoop.fit = recording, _fit
     try:
         cfg = parse_config({
             "name": "sigma2", "seed": seed,
@@ -78,7 +78,7 @@ def run(seed: int, rounds: int) -> list[tuple]:
         })
         experiment.build_loop(cfg, progress=False, track=False).run()
     finally:
-        experiment.automatic_regularity, ActiveLoop._fit = hook, original
+        experiment.automatic_regularity, ActiveLoop.fit = hook, original
     return [(len(y), m.s, m.sigma2, *figures(m, X, y, c)) for (m, X, y), c in zip(fits, calls)]
 
 

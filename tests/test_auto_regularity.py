@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, softmax
 
+from alloop.loop import LoopSettings
 from alloop.models import LinearGLM, LogisticGLM, NotDifferentiableError, SoftmaxGLM
 from alloop.regularity import (
     AutoRegularity,
@@ -212,9 +213,14 @@ def test_loop_hook_chooses_s_star_every_round_from_the_last_one():
 
     hook = Recording(bounds=(-5.0, 5.0), on_select=selections.append)
     loop = ActiveLoop(
-        pool, make(0.0), "random", SimulatedOracle(dict(zip(pool.ids, y, strict=True))),
-        X_val=Xv, y_val=yv, initial=12, batch_size=6, max_rounds=2, regularity=hook,
-        progress=False,
+        pool,
+        make(0.0),
+        "random",
+        SimulatedOracle(dict(zip(pool.ids, y, strict=True))),
+        settings=LoopSettings(initial=12, batch_size=6, rounds=2, progress=False),
+        X_val=Xv,
+        y_val=yv,
+        regularity=hook,
     )
     result = loop.run()
     assert len(selections) == 3

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from alloop import ActiveLoop, Pool
+from alloop.loop import LoopSettings
 from alloop.models import LinearGLM
 from oracles import SimulatedOracle
 
@@ -59,8 +60,17 @@ def test_python_loop_refuses_at_construction():
     pool = Pool(X)
     oracle = SimulatedOracle(dict(zip(pool.ids, y, strict=True)))
     with pytest.raises(ValueError, match="'ssi' needs a validation split.*initial set"):
-        ActiveLoop(pool, LinearGLM(), "ssi", oracle, initial=10, progress=False)
+        ActiveLoop(
+            pool, LinearGLM(), "ssi", oracle, settings=LoopSettings(initial=10, progress=False)
+        )
     # a large enough initial set holds out enough by id hash; an explicit split always does
-    ActiveLoop(pool, LinearGLM(), "ssi", oracle, initial=100, progress=False)
-    ActiveLoop(pool, LinearGLM(), "ssi", oracle, initial=10, X_val=X[:20], y_val=y[:20],
-               progress=False)
+    ActiveLoop(pool, LinearGLM(), "ssi", oracle, settings=LoopSettings(initial=100, progress=False))
+    ActiveLoop(
+        pool,
+        LinearGLM(),
+        "ssi",
+        oracle,
+        settings=LoopSettings(initial=10, progress=False),
+        X_val=X[:20],
+        y_val=y[:20],
+    )

@@ -13,6 +13,7 @@ from sklearn.datasets import load_wine
 from alloop import ActiveLoop, Pool
 from alloop.cold_start import MissingClassWarning, initial_positions, missing_classes
 from alloop.config import ConfigError, parse_config
+from alloop.loop import LoopSettings
 from alloop.models import SoftmaxGLM
 from oracles import SimulatedOracle
 from strategies.typiclust import typiclust_select
@@ -26,9 +27,20 @@ def wine():
 
 def _loop(X, y, initial, strategy="random", seed=0):
     pool = Pool(X)
-    return ActiveLoop(pool, SoftmaxGLM(s=0.0), "margin", SimulatedOracle(dict(zip(pool.ids, y))),
-                      classes=[0, 1, 2], initial=initial, initial_strategy=strategy,
-                      batch_size=3, max_rounds=0, progress=False, seed=seed)
+    return ActiveLoop(
+        pool,
+        SoftmaxGLM(s=0.0),
+        "margin",
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(
+            initial={"size": initial, "strategy": strategy},
+            batch_size=3,
+            rounds=0,
+            seed=seed,
+            progress=False,
+        ),
+        classes=[0, 1, 2],
+    )
 
 
 def _random_initial_missing_class_0(X, y, size):
@@ -77,7 +89,7 @@ def test_config_initial_strategy_and_its_errors(tmp_path):
             "store": {"path": str(tmp_path / "store.sqlite")}}
     cfg = parse_config({**base, "loop": {"initial": {"size": 6, "strategy": "typiclust"}, "rounds": 0}})
     loop = build_loop(cfg, track=False, progress=False)
-    assert (loop.initial, loop.initial_strategy) == (6, "typiclust")
+    assert (loop.settings.initial_size, loop.settings.initial_strategy) == (6, "typiclust")
     assert parse_config({**base, "loop": {"initial": 8}}).loop.initial == 8
     with pytest.raises(ConfigError, match="typiclust"):
         parse_config({**base, "loop": {"initial": {"size": 6, "strategy": "typicluster"}}})

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from alloop import ActiveLoop, Pool
+from alloop.loop import LoopSettings
 from alloop.models import LogisticGLM
 from alloop.store.label_store import LabelStore
 from oracles.base import Query
@@ -189,8 +190,15 @@ def test_loop_rounds_are_labeled_by_annotators_in_label_studio(server, token_env
     worker.start()
     store = LabelStore(":memory:")
     try:
-        result = ActiveLoop(pool, LogisticGLM(), "entropy", oracle, classes=[0, 1], initial=4,
-                            batch_size=3, max_rounds=3, store=store, progress=False).run()
+        result = ActiveLoop(
+            pool,
+            LogisticGLM(),
+            "entropy",
+            oracle,
+            settings=LoopSettings(initial=4, batch_size=3, rounds=3, progress=False),
+            classes=[0, 1],
+            store=store,
+        ).run()
     finally:
         stop.set()
         worker.join(30)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_diabetes, load_digits
 
 from alloop import ActiveLoop, LabelStore, Pool
-from alloop.loop import InvalidAnswerError, StoreNotEmptyError
+from alloop.loop import InvalidAnswerError, LoopSettings, StoreNotEmptyError
 from alloop.models import LinearGLM, SoftmaxGLM
 from oracles import Answer, SimulatedOracle
 
@@ -17,13 +17,22 @@ def digits():
     return X[:400], y[:400], X[400:700], y[400:700]
 
 
-def make_loop(digits, strategy="random", store=None, oracle=None, **kw):
+def make_loop(digits, strategy="random", store=None, oracle=None, y_test=None, **settings):
     X, y, Xt, yt = digits
     pool = Pool(X)
     oracle = oracle or SimulatedOracle(dict(zip(pool.ids, y)))
-    defaults = dict(X_test=Xt, y_test=yt, classes=range(10), initial=20, batch_size=10,
-                    max_rounds=3, progress=False, store=store)
-    return ActiveLoop(pool, SoftmaxGLM(), strategy, oracle, **{**defaults, **kw})
+    defaults = dict(initial=20, batch_size=10, rounds=3, progress=False)
+    return ActiveLoop(
+        pool,
+        SoftmaxGLM(),
+        strategy,
+        oracle,
+        LoopSettings(**{**defaults, **settings}),
+        X_test=Xt,
+        y_test=yt if y_test is None else y_test,
+        classes=range(10),
+        store=store,
+    )
 
 
 def test_rounds_store_every_label_and_report_a_curve(digits):
@@ -52,24 +61,31 @@ def test_same_seed_same_curve_and_other_seed_differs(digits):
 
 
 def test_budget_and_target_stop_rules(digits):
-    result = make_loop(digits, budget=35, max_rounds=None).run()
+    result = make_loop(digits, budget=35, rounds=None).run()
     assert result.curve["labels"].tolist() == [20, 30, 35]
     assert result.stop_reason == "budget"
-    result = make_loop(digits, target=("accuracy", 0.0), max_rounds=None).run()
+    result = make_loop(digits, target={"metric": "accuracy", "value": 0.0}, rounds=None).run()
     assert result.stop_reason == "target" and len(result.curve) == 1
 
 
 def test_stabilizing_predictions_stop(digits):
-    result = make_loop(digits, stabilize=(1, 1.0), max_rounds=None).run()
+    result = make_loop(digits, stabilize={"patience": 1, "tol": 1.0}, rounds=None).run()
     assert result.stop_reason == "stable" and len(result.curve) == 2
 
 
 def test_pool_exhausted_stops(digits):
     X, y, Xt, yt = digits
     pool = Pool(X[:25])
-    loop = ActiveLoop(pool, SoftmaxGLM(), "random", SimulatedOracle(dict(zip(pool.ids, y[:25]))),
-                      X_test=Xt, y_test=yt, classes=range(10), initial=20, batch_size=10,
-                      max_rounds=None, progress=False)
+    loop = ActiveLoop(
+        pool,
+        SoftmaxGLM(),
+        "random",
+        SimulatedOracle(dict(zip(pool.ids, y[:25]))),
+        settings=LoopSettings(initial=20, batch_size=10, rounds=None, progress=False),
+        X_test=Xt,
+        y_test=yt,
+        classes=range(10),
+    )
     result = loop.run()
     assert result.curve["labels"].tolist() == [20, 25] and result.stop_reason == "pool_exhausted"
 
@@ -77,9 +93,15 @@ def test_pool_exhausted_stops(digits):
 def test_regression_loop(digits):
     X, y = load_diabetes(return_X_y=True)
     pool = Pool(X[:300])
-    loop = ActiveLoop(pool, LinearGLM(), "random", SimulatedOracle(dict(zip(pool.ids, y[:300]))),
-                      X_test=X[300:], y_test=y[300:], initial=10, batch_size=5, max_rounds=2,
-                      progress=False)
+    loop = ActiveLoop(
+        pool,
+        LinearGLM(),
+        "random",
+        SimulatedOracle(dict(zip(pool.ids, y[:300]))),
+        settings=LoopSettings(initial=10, batch_size=5, rounds=2, progress=False),
+        X_test=X[300:],
+        y_test=y[300:],
+    )
     curve = loop.run().curve
     assert {"rmse", "mae", "r2"} <= set(curve) and curve["labels"].tolist() == [10, 15, 20]
 
@@ -150,18 +172,18 @@ def test_unknown_strategy_lists_valid_names(digits):
 
 def test_fresh_run_on_used_store_is_refused(digits, tmp_path):
     store = LabelStore(tmp_path / "s.sqlite")
-    make_loop(digits, store=store, max_rounds=1).run()
+    make_loop(digits, store=store, rounds=1).run()
     before = store.answers()
     with pytest.raises(StoreNotEmptyError, match="--resume"):
-        make_loop(digits, store=store, max_rounds=1).run()
+        make_loop(digits, store=store, rounds=1).run()
     assert store.answers() == before
 
 
 def test_resume_in_process_continues_after_last_round(digits, tmp_path):
-    full = make_loop(digits, max_rounds=4).run().curve
+    full = make_loop(digits, rounds=4).run().curve
     store = LabelStore(tmp_path / "s.sqlite")
-    make_loop(digits, store=store, max_rounds=2).run()
-    resumed = make_loop(digits, store=store, max_rounds=4).run(resume=True).curve
+    make_loop(digits, store=store, rounds=2).run()
+    resumed = make_loop(digits, store=store, rounds=4).run(resume=True).curve
     cols = ["labels", "accuracy", "log_loss"]
     assert resumed[cols].equals(full[cols])
 
@@ -189,7 +211,7 @@ class SilentOnSome:
 def test_unanswered_items_are_reoffered_at_most_twice_and_skips_never_again(digits):
     X, y, _, _ = digits
     person = SilentOnSome(dict(zip(map(str, range(400)), y)))
-    result = make_loop(digits, oracle=person, max_rounds=6, strategy="entropy").run()
+    result = make_loop(digits, oracle=person, rounds=6, strategy="entropy").run()
     counts = {}
     for batch in person.asked:
         for item in batch:
@@ -208,8 +230,8 @@ class NobodyHome:
 def test_an_oracle_that_stops_answering_ends_the_run(digits):
     X, y, _, _ = digits
     store = LabelStore(":memory:")
-    make_loop(digits, store=store, max_rounds=0).run()
-    loop = make_loop(digits, store=store, oracle=NobodyHome(), max_rounds=None, budget=400)
+    make_loop(digits, store=store, rounds=0).run()
+    loop = make_loop(digits, store=store, oracle=NobodyHome(), rounds=None, budget=400)
     result = loop.run(resume=True)
     assert result.stop_reason == "no_answers"
 
@@ -224,8 +246,14 @@ def test_non_numeric_regression_label_is_refused_and_valid_ones_kept(tmp_path):
             return [Answer(answers[0].item_id, "abc")] + answers[1:]
 
     store = LabelStore(tmp_path / "s.sqlite")
-    loop = ActiveLoop(pool, LinearGLM(), "random", Typo(dict(zip(pool.ids, y[:100]))),
-                      initial=10, max_rounds=1, progress=False, store=store)
+    loop = ActiveLoop(
+        pool,
+        LinearGLM(),
+        "random",
+        Typo(dict(zip(pool.ids, y[:100]))),
+        settings=LoopSettings(initial=10, rounds=1, progress=False),
+        store=store,
+    )
     with pytest.raises(InvalidAnswerError, match="'abc' is not a finite number"):
         loop.run()
     assert len(store.current_labels()) == 9
@@ -238,9 +266,16 @@ def test_classifier_without_probabilities_runs(digits):
 
     X, y, Xt, yt = digits
     pool = Pool(X)
-    loop = ActiveLoop(pool, SklearnModel(LinearSVC()), "random",
-                      SimulatedOracle(dict(zip(pool.ids, y))), X_test=Xt, y_test=yt,
-                      classes=range(10), initial=30, batch_size=10, max_rounds=1, progress=False)
+    loop = ActiveLoop(
+        pool,
+        SklearnModel(LinearSVC()),
+        "random",
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(initial=30, batch_size=10, rounds=1, progress=False),
+        X_test=Xt,
+        y_test=yt,
+        classes=range(10),
+    )
     curve = loop.run().curve
     assert "accuracy" in curve and "log_loss" not in curve
 
@@ -249,9 +284,17 @@ def test_relabel_reaches_items_labeled_after_the_initial_set(tmp_path):
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     truth = {str(i): int(v) for i, v in enumerate(y[:400])}
-    loop = ActiveLoop(Pool(X[:400]), SoftmaxGLM(s=1.0), "random",
-                      SimulatedOracle(truth, noise=0.3, classes=list(range(10)), seed=2),
-                      X_val=X[400:600], y_val=y[400:600], classes=range(10), initial=20,
-                      batch_size=20, max_rounds=4, relabel=(1, 10), progress=False)
+    loop = ActiveLoop(
+        Pool(X[:400]),
+        SoftmaxGLM(s=1.0),
+        "random",
+        SimulatedOracle(truth, noise=0.3, classes=list(range(10)), seed=2),
+        settings=LoopSettings(
+            initial=20, batch_size=20, rounds=4, relabel={"every": 1, "count": 10}, progress=False
+        ),
+        X_val=X[400:600],
+        y_val=y[400:600],
+        classes=range(10),
+    )
     result = loop.run()
     assert result.curve["relabeled"].iloc[1:].tolist() == [10, 10, 10, 10]

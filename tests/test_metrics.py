@@ -15,6 +15,7 @@ from sklearn.svm import LinearSVC
 
 from alloop import ActiveLoop, Pool
 from alloop.config import ConfigError, parse_config
+from alloop.loop import LoopSettings
 from alloop.metrics import MetricError, evaluate
 from alloop.models import LogisticGLM
 from alloop.models.sklearn_adapter import SklearnModel
@@ -92,15 +93,45 @@ def test_probability_metric_on_a_model_without_probabilities_is_refused_up_front
     svc = SklearnModel(LinearSVC())
     for name in ("roc_auc", "log_loss", "average_precision", "neg_log_loss"):
         with pytest.raises(MetricError, match="predict_proba"):
-            ActiveLoop(pool, svc, "random", oracle, X_test=X, y_test=y, classes=[0, 1, 2],
-                       metrics=[name], progress=False)
-    loop = ActiveLoop(pool, svc, "random", oracle, X_test=X, y_test=y, classes=[0, 1, 2],
-                      metrics=["balanced_accuracy"], initial=10, max_rounds=1, progress=False)
+            ActiveLoop(
+                pool,
+                svc,
+                "random",
+                oracle,
+                settings=LoopSettings(metrics=[name], progress=False),
+                X_test=X,
+                y_test=y,
+                classes=[0, 1, 2],
+            )
+    loop = ActiveLoop(
+        pool,
+        svc,
+        "random",
+        oracle,
+        settings=LoopSettings(initial=10, rounds=1, metrics=["balanced_accuracy"], progress=False),
+        X_test=X,
+        y_test=y,
+        classes=[0, 1, 2],
+    )
     assert "balanced_accuracy" in loop.run().curve
     with pytest.raises(MetricError, match="did you mean"):
-        ActiveLoop(pool, LogisticGLM(), "random", oracle, classes=[0, 1, 2], metrics=["roc_uac"])
+        ActiveLoop(
+            pool,
+            LogisticGLM(),
+            "random",
+            oracle,
+            settings=LoopSettings(metrics=["roc_uac"]),
+            classes=[0, 1, 2],
+        )
     with pytest.raises(MetricError, match="regression"):
-        ActiveLoop(pool, LogisticGLM(), "random", oracle, classes=[0, 1, 2], metrics=["rmse"])
+        ActiveLoop(
+            pool,
+            LogisticGLM(),
+            "random",
+            oracle,
+            settings=LoopSettings(metrics=["rmse"]),
+            classes=[0, 1, 2],
+        )
 
 
 def test_config_metrics_are_checked_at_load():

@@ -440,7 +440,7 @@ LOOP_SESSION = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from alloop import ActiveLoop, Pool
+    from alloop import ActiveLoop, LoopSettings, Pool
     from alloop.models import LogisticGLM
     from alloop.store import LabelStore
     from oracles.terminal import TerminalOracle
@@ -449,8 +449,9 @@ LOOP_SESSION = textwrap.dedent(
     X = rng.normal(size=(40, 2))
     pool = Pool(X, raw=[f"point {i}: x0 = {x[0]:+.2f}" for i, x in enumerate(X)])
     oracle = TerminalOracle(classes=[0, 1], annotator="person", show_score=False)
-    loop = ActiveLoop(pool, LogisticGLM(), "random", oracle, classes=[0, 1], initial=4,
-                      batch_size=2, max_rounds=0, store=LabelStore(sys.argv[1]), progress=False)
+    settings = LoopSettings(initial=4, batch_size=2, rounds=0, progress=False)
+    loop = ActiveLoop(pool, LogisticGLM(), "random", oracle, settings, classes=[0, 1],
+                      store=LabelStore(sys.argv[1]))
     result = loop.run(resume=sys.argv[2] == "resume")
     print("DONE", result.curve["labels"].tolist())
     """
@@ -458,9 +459,9 @@ LOOP_SESSION = textwrap.dedent(
 
 
 def _loop_commits_each_answer() -> bool:
-    from alloop.loop import ActiveLoop
+    from alloop.loop import ask  # the loop's one module that calls the oracle
 
-    return "on_answer" in inspect.getsource(ActiveLoop)
+    return "on_answer" in inspect.getsource(ask)
 
 
 @pytest.mark.skipif(not _loop_commits_each_answer(),

@@ -15,6 +15,7 @@ from sklearn.datasets import load_digits
 
 from alloop.config import parse_config
 from alloop.experiment import build_loop, prepare_data
+from alloop.loop import LoopSettings
 from alloop.store import LabelStore
 
 
@@ -162,8 +163,8 @@ def test_quit_midway_keeps_answers_and_resume_reoffers_the_rest(tmp_path):
             return given
 
     store = LabelStore(tmp_path / "s.sqlite")
-    kw = dict(X_test=X[300:600] / 16, y_test=y[300:600], classes=range(10), initial=10,
-              batch_size=5, max_rounds=3, progress=False, store=store)
+    kw = dict(X_test=X[300:600] / 16, y_test=y[300:600], classes=range(10), store=store,
+              settings=LoopSettings(initial=10, batch_size=5, rounds=3, progress=False))
     first = ActiveLoop(Pool(X[:300] / 16), SoftmaxGLM(), "entropy", QuittingPerson(1), **kw)
     result = first.run()
     assert result.stop_reason == "quit"

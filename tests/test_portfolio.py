@@ -7,6 +7,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 from alloop import ActiveLoop, Pool
+from alloop.loop import LoopSettings
 from alloop.models import SoftmaxGLM
 from oracles import SimulatedOracle
 from strategies.portfolio import Exp3, Portfolio, importance_weighted_accuracy
@@ -70,9 +71,16 @@ def test_the_portfolio_runs_in_the_loop_logs_arms_and_updates_the_bandit():
     X = (X - X.mean(0)) / X.std(0)
     pool = Pool(X)
     portfolio = Portfolio(["margin", "coreset", "random"], gamma=0.3)
-    loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), portfolio.strategy(),
-                      SimulatedOracle(dict(zip(pool.ids, y))), X_test=X, y_test=y,
-                      classes=[0, 1, 2], initial=9, batch_size=4, max_rounds=6, progress=False)
+    loop = ActiveLoop(
+        pool,
+        SoftmaxGLM(s=0.0),
+        portfolio.strategy(),
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(initial=9, batch_size=4, rounds=6, progress=False),
+        X_test=X,
+        y_test=y,
+        classes=[0, 1, 2],
+    )
     curve = loop.run().curve
     acq = curve.iloc[1:]
     probs = acq[["portfolio_p_margin", "portfolio_p_coreset", "portfolio_p_random"]].to_numpy()
@@ -99,10 +107,17 @@ def test_the_arm_and_its_probabilities_reach_mlflow_every_round(tmp_path):
     X, y = load_iris(return_X_y=True)
     pool = Pool(X)
     tracker = MlflowTracker("portfolio", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), Portfolio(["margin", "random"]).strategy(),
-                      SimulatedOracle(dict(zip(pool.ids, y))), X_test=X, y_test=y,
-                      classes=[0, 1, 2], initial=9, batch_size=3, max_rounds=3, progress=False,
-                      tracker=tracker)
+    loop = ActiveLoop(
+        pool,
+        SoftmaxGLM(s=0.0),
+        Portfolio(["margin", "random"]).strategy(),
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(initial=9, batch_size=3, rounds=3, progress=False),
+        X_test=X,
+        y_test=y,
+        classes=[0, 1, 2],
+        tracker=tracker,
+    )
     result = loop.run()
     logged = {}
     for run in tracker.client.search_runs([tracker.experiment_id]):

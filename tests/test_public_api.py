@@ -19,9 +19,9 @@ def digits_loop(model, strategy, rounds=1):
     X, y = load_digits(return_X_y=True)
     pool = alloop.Pool(X[:300] / 16)
     oracle = SimulatedOracle(dict(zip(pool.ids, y[:300])))
-    return alloop.ActiveLoop(pool, model, strategy, oracle, X_test=X[1200:] / 16,
-                             y_test=y[1200:], classes=range(10), initial=20, batch_size=10,
-                             max_rounds=rounds, progress=False)
+    settings = alloop.LoopSettings(initial=20, batch_size=10, rounds=rounds, progress=False)
+    return alloop.ActiveLoop(pool, model, strategy, oracle, settings, X_test=X[1200:] / 16,
+                             y_test=y[1200:], classes=range(10))
 
 
 def test_a_scikit_learn_estimator_just_works():

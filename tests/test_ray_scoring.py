@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import strategies
+from alloop.loop import LoopSettings
 from alloop.models import SoftmaxGLM
 from alloop.scale import RayScoring, score_parquet
 from strategies.base import Strategy
@@ -242,9 +243,17 @@ def test_a_loop_scored_on_ray_buys_the_labels_of_an_in_process_loop(cluster, nam
     asked = {}
     for backend, scoring in (("local", None), ("ray", RayScoring(batch_size=32))):
         pool = Pool(X)
-        loop = ActiveLoop(pool, SoftmaxGLM(), name, SimulatedOracle(dict(zip(pool.ids, y))),
-                          X_test=X, y_test=y, classes=[0, 1, 2], initial=6, batch_size=3,
-                          max_rounds=3, scoring=scoring, progress=False)
+        loop = ActiveLoop(
+            pool,
+            SoftmaxGLM(),
+            name,
+            SimulatedOracle(dict(zip(pool.ids, y))),
+            settings=LoopSettings(initial=6, batch_size=3, rounds=3, progress=False),
+            X_test=X,
+            y_test=y,
+            classes=[0, 1, 2],
+            scoring=scoring,
+        )
         result = loop.run()
         asked[backend] = (pool.ids[pool.labeled_indices()].tolist(),
                           result.curve["accuracy"].tolist())

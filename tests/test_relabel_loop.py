@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from alloop import ActiveLoop, LabelStore, Pool
+from alloop.loop import LoopSettings
 from alloop.models import SoftmaxGLM
 from oracles import SimulatedOracle
 
@@ -15,10 +16,21 @@ def test_relabel_queries_fix_noisy_labels_and_keep_history(tmp_path):
     truth = {str(i): int(v) for i, v in enumerate(pool_y)}
     store = LabelStore(tmp_path / "s.sqlite")
     oracle = SimulatedOracle(truth, noise=0.3, classes=list(range(10)), seed=1)
-    loop = ActiveLoop(Pool(pool_X), SoftmaxGLM(s=1.0), "random", oracle,
-                      X_val=X[400:600], y_val=y[400:600], X_test=X[600:900], y_test=y[600:900],
-                      classes=range(10), initial=80, batch_size=10, max_rounds=4,
-                      relabel=(1, 8), progress=False, store=store)
+    loop = ActiveLoop(
+        Pool(pool_X),
+        SoftmaxGLM(s=1.0),
+        "random",
+        oracle,
+        settings=LoopSettings(
+            initial=80, batch_size=10, rounds=4, relabel={"every": 1, "count": 8}, progress=False
+        ),
+        X_val=X[400:600],
+        y_val=y[400:600],
+        X_test=X[600:900],
+        y_test=y[600:900],
+        classes=range(10),
+        store=store,
+    )
     result = loop.run()
     assert result.curve["relabeled"].iloc[1:].tolist() == [8, 8, 8, 8]
 

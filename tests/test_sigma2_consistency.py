@@ -13,6 +13,7 @@ import torch
 import alloop.experiment as experiment
 from alloop import ActiveLoop, Pool
 from alloop.config import parse_config
+from alloop.loop import LoopSettings
 from alloop.models import LinearGLM
 from alloop.regularity.auto import loop_hook
 from alloop.tangent import regularity_tangent
@@ -36,7 +37,7 @@ class Recorder:
 
 def record_fits(monkeypatch):
     fits = []
-    original = ActiveLoop._fit
+    original = ActiveLoop.fit
 
     def _fit(self, search=True):
         model = original(self, search)
@@ -44,7 +45,7 @@ def record_fits(monkeypatch):
         fits.append((model, np.asarray(X), np.asarray(y, float)))
         return model
 
-    monkeypatch.setattr(ActiveLoop, "_fit", _fit)
+    monkeypatch.setattr(ActiveLoop, "fit", _fit)
     return fits
 
 
@@ -129,8 +130,16 @@ def test_python_api_default_linear_glm_with_the_loop_hook(monkeypatch):
     oracle = SimulatedOracle(dict(zip(pool.ids, y[:300], strict=True)))
     model = LinearGLM()
     assert model.estimate_sigma2  # the Python default agrees with the config's
-    loop = ActiveLoop(pool, model, "sld", oracle, X_test=X[300:], y_test=y[300:], initial=60,
-                      batch_size=10, max_rounds=4, regularity=recorder, progress=False)
+    loop = ActiveLoop(
+        pool,
+        model,
+        "sld",
+        oracle,
+        settings=LoopSettings(initial=60, batch_size=10, rounds=4, progress=False),
+        X_test=X[300:],
+        y_test=y[300:],
+        regularity=recorder,
+    )
     loop.run()
     # no X_val: the loop holds out a fifth of the labels, searches s there, then refits on all
     assert len(fits) == len(recorder.calls) == 5

@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 import strategies
 from alloop import ActiveLoop, Pool
 from alloop.config import ConfigError, parse_config
+from alloop.loop import LoopSettings
 from alloop.models import LogisticGLM, SoftmaxGLM
 from alloop.stopping import (
     RULES,
@@ -82,9 +83,17 @@ def _iris_loop(stop, **kw):
     X, y = load_iris(return_X_y=True)
     X = (X - X.mean(0)) / X.std(0)
     pool = Pool(X)
-    loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), "margin", SimulatedOracle(dict(zip(pool.ids, y))),
-                      X_test=X, y_test=y, classes=[0, 1, 2], initial=15, batch_size=5,
-                      max_rounds=15, progress=False, stop=stop, **kw)
+    loop = ActiveLoop(
+        pool,
+        SoftmaxGLM(s=0.0),
+        "margin",
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(initial=15, batch_size=5, rounds=15, stop=stop, progress=False),
+        X_test=X,
+        y_test=y,
+        classes=[0, 1, 2],
+        **kw,
+    )
     return loop, X
 
 
@@ -119,10 +128,16 @@ def test_ssi_quiet_logs_the_largest_ssi_of_the_remaining_pool():
     X_val, y_val = X[100:], y[100:]
     pool = Pool(X[:100])
     rule = make_rule("ssi-quiet", threshold=1e-12)
-    loop = ActiveLoop(pool, LogisticGLM(s=0.0), "margin",
-                      SimulatedOracle(dict(zip(pool.ids, y[:100]))), X_val=X_val, y_val=y_val,
-                      classes=[0, 1], initial=20, batch_size=5, max_rounds=2, progress=False,
-                      stop=[rule])
+    loop = ActiveLoop(
+        pool,
+        LogisticGLM(s=0.0),
+        "margin",
+        SimulatedOracle(dict(zip(pool.ids, y[:100]))),
+        settings=LoopSettings(initial=20, batch_size=5, rounds=2, stop=[rule], progress=False),
+        X_val=X_val,
+        y_val=y_val,
+        classes=[0, 1],
+    )
     result = loop.run()
     assert result.stop_reason == "max_rounds"  # a 1e-12 threshold is never reached here
     expected = strategies.get("ssi").score(result.model, X[:100][~result.pool.labeled],
@@ -149,7 +164,7 @@ def test_config_builds_the_rules_and_refuses_bad_ones(tmp_path):
                                 "stop": [{"rule": "kappa-average", "threshold": 0.95},
                                          {"rule": "max-confidence"}]}, tmp_path / "s.sqlite"))
     loop = build_loop(cfg, track=False, progress=False)
-    assert [(r.name, r.threshold) for r in loop.stop_rules] == [
+    assert [(r.name, r.threshold) for r in loop.settings.stop] == [
         ("kappa-average", 0.95), ("max-confidence", 0.1)]
     with pytest.raises(ConfigError, match="window"):
         parse_config(_config({"stop": [{"rule": "max-confidence", "window": 2}]}))

@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
 import strategies
+from alloop.loop import LoopSettings
 from alloop.models import LogisticGLM, SoftmaxGLM
 from alloop.models.mlp import MLP
 from strategies.bald import mutual_information, posterior_probas
@@ -139,9 +140,17 @@ def test_bayesian_strategies_run_in_the_loop(name):
 
     X, y = load_iris(return_X_y=True)
     pool = Pool(X)
-    loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), name, SimulatedOracle(dict(zip(pool.ids, y))),
-                      X_test=X, y_test=y, classes=[0, 1, 2], initial=12, batch_size=4,
-                      max_rounds=2, progress=False, strategy_params={"n_samples": 4})
+    loop = ActiveLoop(
+        pool,
+        SoftmaxGLM(s=0.0),
+        name,
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(initial=12, batch_size=4, rounds=2, progress=False),
+        X_test=X,
+        y_test=y,
+        classes=[0, 1, 2],
+        strategy_params={"n_samples": 4},
+    )
     result = loop.run()
     assert result.curve["labels"].tolist() == [12, 16, 20]
 

@@ -9,6 +9,7 @@ from scipy.spatial.distance import cdist
 from sklearn.datasets import load_iris
 
 import strategies
+from alloop.loop import LoopSettings
 from alloop.models import LogisticGLM, SoftmaxGLM
 from alloop.models.mlp import MLP
 from alloop.models.tensors import DTYPE
@@ -143,7 +144,14 @@ def test_diversity_strategies_run_in_the_loop_and_pick_whole_batches(name):
 
     X, y = load_iris(return_X_y=True)
     pool = Pool(X)
-    loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), name, SimulatedOracle(dict(zip(pool.ids, y))),
-                      X_test=X, y_test=y, classes=[0, 1, 2], initial=12, batch_size=5,
-                      max_rounds=2, progress=False)
+    loop = ActiveLoop(
+        pool,
+        SoftmaxGLM(s=0.0),
+        name,
+        SimulatedOracle(dict(zip(pool.ids, y))),
+        settings=LoopSettings(initial=12, batch_size=5, rounds=2, progress=False),
+        X_test=X,
+        y_test=y,
+        classes=[0, 1, 2],
+    )
     assert loop.run().curve["labels"].tolist() == [12, 17, 22]

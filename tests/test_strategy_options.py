@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 import strategies
 from alloop import ActiveLoop, Pool
 from alloop.config import ConfigError, load_config, parse_config
+from alloop.loop import LoopSettings
 from alloop.models import LinearGLM, LogisticGLM
 from oracles import SimulatedOracle
 from strategies.base import CONTEXT_KEYS, Strategy, StrategyOptions, StrategyOptionsError
@@ -74,11 +75,25 @@ def test_the_loop_refuses_bad_options_and_context_keys_at_construction():
     oracle = SimulatedOracle(dict(zip(pool.ids, y, strict=True)))
     for params in ({"tangent_metod": "cg"}, {"rng": 1}, {"y_labeled": [0]}):
         with pytest.raises(StrategyOptionsError):
-            ActiveLoop(pool, LogisticGLM(), "sld", oracle, classes=[0, 1], initial=5,
-                       strategy_params=params, progress=False)
+            ActiveLoop(
+                pool,
+                LogisticGLM(),
+                "sld",
+                oracle,
+                settings=LoopSettings(initial=5, progress=False),
+                classes=[0, 1],
+                strategy_params=params,
+            )
     with pytest.raises(StrategyOptionsError, match="takes no options"):
-        ActiveLoop(pool, LogisticGLM(), "margin", oracle, classes=[0, 1], initial=5,
-                   strategy_params={"bogus": 1}, progress=False)
+        ActiveLoop(
+            pool,
+            LogisticGLM(),
+            "margin",
+            oracle,
+            settings=LoopSettings(initial=5, progress=False),
+            classes=[0, 1],
+            strategy_params={"bogus": 1},
+        )
 
 
 def test_cli_exits_before_round_0_and_stores_nothing(tmp_path):

@@ -23,7 +23,7 @@ _SOURCES = {
     "write_page": "report",
     "CompareError": "runner",
     "compare": "runner",
-    "fit_full_data": "runner",
+    "fit_full_data": "workers",
     "Comparison": "runs",
     "load_comparison": "runs",
     "normalized_auc": "stats",

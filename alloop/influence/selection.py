@@ -200,7 +200,7 @@ def select_and_retrain(
     >>> out.selected.shape, out.scores.shape
     ((20,), (100,))
     """
-    from alloop.influence.ip_adding import select_subset
+    from alloop.influence.subset import select_subset
     from alloop.metrics import evaluate
 
     weights, k = method_options(method, budget)

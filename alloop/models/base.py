@@ -2,8 +2,10 @@
 
 Two levels:
 
-* :class:`Model` — what the loop and the non-gradient strategies need: ``fit``, ``predict``,
-  ``predict_proba`` (classification), ``clone``. Any scikit-learn estimator fits it through
+* :class:`Model` — what the loop and the non-gradient strategies need: ``task``, ``classes_``,
+  ``s`` and ``with_s`` (the regularity, None where the model has none), ``fit(X, y,
+  classes=)``, ``predict``, ``clone`` (and ``predict_proba`` for classification, which the
+  probability strategies and metrics check for). Any scikit-learn estimator fits it through
   :class:`alloop.models.SklearnModel`.
 * :class:`DifferentiableModel` — adds the view the tangent and influence math needs: the
   parameters as one flat float64 vector ``theta_``, a pure output function ``output(theta, X)``,
@@ -30,12 +32,24 @@ Task = Literal["classification", "regression"]
 
 @runtime_checkable
 class Model(Protocol):
-    """Anything the loop can fit and evaluate."""
+    """Anything the loop can fit and evaluate: exactly what :mod:`alloop.loop` calls.
+
+    ``s`` is the log regularity the loop carries from round to round: a float (the GLMs, the
+    MLP), a vector (a hierarchical model's (s0, s1)), or None for a model without one (a
+    scikit-learn estimator); the loop never assumes which, it only hands it back to
+    ``with_s``. ``fit`` receives ``classes=`` (every class the labels may take) for
+    classification.
+    """
 
     task: Task
     classes_: np.ndarray | None
+    s: Any
 
-    def fit(self, X: Any, y: np.ndarray) -> Model: ...
+    def with_s(self, s: Any) -> Model:
+        """A copy at regularity ``s`` (None where the model has none: the model itself)."""
+        ...
+
+    def fit(self, X: Any, y: np.ndarray, classes: Any | None = None) -> Model: ...
 
     def predict(self, X: Any) -> np.ndarray: ...
 

@@ -97,8 +97,28 @@ class SklearnModel:
         fitted = getattr(self.estimator, "classes_", None)
         return None if fitted is None else np.asarray(fitted)
 
+    #: no regularity the loop can set: the estimator's own (C, alpha, ...) is used as given
+    s = None
+
     def __repr__(self) -> str:
         return f"SklearnModel({self.estimator!r})"
+
+    def with_s(self, s: Any) -> SklearnModel:
+        """This model when ``s`` is None; a scikit-learn estimator has no regularity s to set.
+
+        Raises
+        ------
+        ValueError
+            For any other ``s``: set the estimator's own parameter (``C=``, ``alpha=``), or
+            pass a ``LogisticRegression`` / ``Ridge`` to a gradient strategy, which maps it to
+            a GLM with an ``s``.
+        """
+        if s is None:
+            return self
+        raise ValueError(
+            f"{self!r} has no regularity s to set (got s = {s!r}): set the estimator's own "
+            "parameter (C=, alpha=), or use an alloop GLM (alloop.models) for a searched s"
+        )
 
     def fit(self, X: Any, y: Any, classes: Any | None = None) -> SklearnModel:
         """Fit the estimator on (X, y); ``classes`` declares every class the pool may hold."""

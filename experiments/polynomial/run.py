@@ -31,6 +31,8 @@ import yaml
 from numpy.polynomial import legendre
 from scipy import stats
 
+from alloop.loop import LoopSettings
+
 HERE = Path(__file__).resolve().parent
 
 #: noise-free targets on [-1, 1], chosen by name in the config.
@@ -156,19 +158,21 @@ def run_one(
         LinearGLM(s=0.0, sigma2=config.sigma2),
         strategy,
         oracle,
+        settings=LoopSettings(
+            initial=config.initial,
+            batch_size=config.batch_size,
+            rounds=None,
+            budget=config.budget,
+            seed=seed,
+            progress=False,
+        ),
         X_test=data.X_test,
         y_test=data.y_test,
         X_val=data.X_val,
         y_val=data.y_val,
-        initial=config.initial,
-        batch_size=config.batch_size,
-        max_rounds=None,
-        budget=config.budget,
         strategy_params={"s_bounds": config.s_bounds} if strategy == "ssi" else {},
         regularity=hook,
         tracker=tracker,
-        seed=seed,
-        progress=False,
         run_name=f"{strategy}-seed{seed}",
         params=params,
     )

@@ -1,0 +1,92 @@
+"""The select stage: which items a round asks about.
+
+Round 0 takes the initial set (random, chosen from the features, or given ids). Later rounds
+first re-offer the items an earlier round asked and nobody answered (``unanswered: reoffer``),
+then fill the batch from the unlabeled pool with the strategy's scores and the batch rule
+(:func:`alloop.engine.select.select_batch`). Items skipped, marked unsure or ignored too often
+are not asked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from alloop.data.pool import Pool
+from alloop.engine.select import select_batch
+from alloop.loop.settings import InitialSet, LoopSettings
+from alloop.loop.validation import INITIAL, SELECT, rng
+
+#: an unanswered item is offered again at most this many times, then released
+MAX_REOFFERS = 2
+
+
+def initial_ids(pool: Pool, settings: LoopSettings, n_classes: int | None) -> list[str]:
+    """The ids round 0 asks about, in pool order."""
+    initial = settings.initial
+    if isinstance(initial, InitialSet) and initial.strategy != "random":
+        from alloop.cold_start import initial_positions
+
+        order = initial_positions(pool.X, int(initial.size), initial.strategy,
+                                  rng(settings.seed, 0, INITIAL), n_classes)
+        return pool.ids[np.sort(order)].tolist()
+    if isinstance(initial, int | np.integer | InitialSet):
+        order = rng(settings.seed, 0, INITIAL).permutation(len(pool))[: settings.initial_size]
+        return pool.ids[np.sort(order)].tolist()
+    return [str(i) for i in initial]
+
+
+def _times_asked(store: Any, round_: int) -> dict[str, int]:
+    times: dict[str, int] = {}
+    for r in range(round_):
+        for item, _ in store.requests(r):
+            times[item] = times.get(item, 0) + 1
+    return times
+
+
+def open_items(store: Any, round_: int, batch_size: int, unanswered: str) -> list[str]:
+    """Items asked before this round that nobody has answered yet (as of its start).
+
+    At most a batch of them, each re-offered at most ``MAX_REOFFERS`` times, so an oracle
+    that never answers some items cannot crowd new ones out for good.
+    """
+    if unanswered != "reoffer" or round_ == 0:
+        return []
+    answered = {a.item_id for a in store.answers() if a.round < round_}
+    times = _times_asked(store, round_)
+    items = [i for i in store.requested_items(round_)
+             if i not in answered and times.get(i, 0) <= MAX_REOFFERS]
+    return items[:batch_size]
+
+
+def declined_items(store: Any, round_: int) -> set[str]:
+    """Items not to ask again: skipped or "unsure" and never labeled, or asked
+    ``1 + MAX_REOFFERS`` times without any answer."""
+    log = [a for a in store.answers() if a.round < round_]
+    labeled = {a.item_id for a in log if a.kind == "label"}
+    answered = {a.item_id for a in log}
+    times = _times_asked(store, round_)
+    ignored = {i for i, n in times.items() if n > MAX_REOFFERS and i not in answered}
+    return ({a.item_id for a in log if a.kind != "label"} - labeled) | ignored
+
+
+def candidates(pool: Pool, store: Any, round_: int, settings: LoopSettings,
+               open_: Sequence[str], batch_size: int) -> tuple[np.ndarray, int]:
+    """(pool positions that may be asked, how many new items to pick this round)."""
+    unlabeled = pool.unlabeled_indices()
+    excluded = set(open_) | declined_items(store, round_)
+    if excluded:
+        unlabeled = np.setdiff1d(unlabeled, pool.index_of(sorted(excluded)), assume_unique=True)
+    k = min(batch_size - len(open_), len(unlabeled))
+    if settings.budget is not None:
+        k = min(k, settings.budget - int(pool.labeled.sum()) - len(open_))
+    return unlabeled, k
+
+
+def pick(scores: np.ndarray, k: int, batch_rule: str, X_pool: Any, X_labeled: Any,
+         seed: int, round_: int) -> np.ndarray:
+    """Positions (into the scored candidates) of the ``k`` items the batch rule chooses."""
+    return select_batch(scores, k, batch_rule, X_pool=X_pool, X_labeled=X_labeled,
+                        rng=rng(seed, round_, SELECT))
