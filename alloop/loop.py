@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alloop.aggregation import aggregate
 from alloop.data.pool import Pool, take_rows, validate_features
 from alloop.engine.select import select_batch
 from alloop.metrics import LOWER_IS_BETTER, check_metrics, default_metric, evaluate
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, RoundReport, Tracker
-from oracles.annotators import accepts_on_answer
-from oracles.base import Answer, Oracle, Query
+from oracles.base import Answer, Oracle, Query, request_answers
 from strategies.base import Strategy, check_compatible
 from strategies.registry import get as get_strategy
 
@@ -470,7 +470,7 @@ class ActiveLoop:
             store.set_meta("run_id", run_id)
 
         last = max(done) if done else -1
-        self.pool.set_labels(store.current_labels(max_round=last, rule=self.label_rule))
+        self.pool.set_labels(aggregate(store.answers(max_round=last), self.label_rule))
         curve = [{"round": r, "labels": d["n_labeled"], **d["metrics"]} for r, d in sorted(done.items())]
         logged = self.tracker.logged_rounds()
         for r in sorted(set(done) - logged):  # finished in the store, not in the tracker
@@ -525,7 +525,7 @@ class ActiveLoop:
                 bar.update(task, advance=1, description=f"{self.run_name} {self.metric}="
                            f"{row.get(self.metric, float('nan')):.3f}")
                 round_ += 1
-                if getattr(self.oracle, "quit_requested", False):
+                if self.oracle.quit_requested:
                     stop = "quit"  # resume with --resume; unanswered items stay open
                     break
         return stop, model
@@ -723,31 +723,26 @@ class ActiveLoop:
             committed.add(key(answer))
             return None
 
-        if hasattr(self.oracle, "on_assign"):  # persist who is asked before anyone is
-            self.oracle.on_assign = lambda assignment: store.record_assignments(round_, assignment)
-            if pending:
-                self.oracle.keep_assignment(pending)
+        # persist who is asked before anyone is
+        self.oracle.set_assignment_sink(lambda assignment: store.record_assignments(round_, assignment))
+        if pending:
+            self.oracle.keep_assignment(pending)
         t0 = time.perf_counter()
-        if not queries:
-            answers = []
-        elif accepts_on_answer(self.oracle):
-            answers = self.oracle.request(queries, on_answer=commit)
-        else:
-            answers = self.oracle.request(queries)
+        answers = request_answers(self.oracle, queries, on_answer=commit) if queries else []
         timing["oracle_seconds"] = time.perf_counter() - t0
-        late = [a for a in answers if key(a) not in committed]  # oracles without on_answer
+        late = [a for a in answers if key(a) not in committed]  # returned, not handed over
         good, bad = self._check_answers(late, asked)
         for answer in good:
             store.append(answer, round_)
-        pool.set_labels(store.current_labels(max_round=round_, rule=self.label_rule))
-        if getattr(self.oracle, "quit_requested", False) and round_ > 0 and not store.answers(round=round_):
+        pool.set_labels(aggregate(store.answers(max_round=round_), self.label_rule))
+        if self.oracle.quit_requested and round_ > 0 and not store.answers(round=round_):
             return None  # quit before answering anything: the round stays open for --resume
         if bad:
             raise InvalidAnswerError(
                 "the oracle gave answers that were not stored (the valid ones were): " + "; ".join(bad)
             )
         if not pool.labeled.any():
-            if getattr(self.oracle, "quit_requested", False):
+            if self.oracle.quit_requested:
                 return None
             raise RuntimeError(
                 "no labels yet: the oracle answered none of the initial queries (oracle.timeout "

@@ -1,6 +1,6 @@
 """Showing an item to a person: text as text, pixels as a picture, a row as a table.
 
-:class:`QueryDisplay` turns a :class:`~oracles.base.Query` into a :class:`Display`: plain data
+:class:`QueryDisplay` turns a :class:`~alloop.records.Query` into a :class:`Display`: plain data
 (no terminal codes) that the terminal oracle formats with rich and the file-exchange oracle
 writes into its request file. Pixel arrays are saved as PNG files a browser or image viewer can
 open, and also drawn as a small text-art preview for terminals.
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from oracles.base import Query
+from alloop.records import Query
 
 #: darkest last; one character per grey level of the text-art preview.
 SHADES = " .:-=+*#%@"
