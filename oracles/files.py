@@ -232,14 +232,8 @@ class FileExchangeOracle(PeopleOracle):
         return reader(text, path.name)
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Write the request file, then take answers as they appear (see the module notes)."""
-        self._begin_request()
-        queries = list(queries)
-        if not queries:
-            return []
         round_ = round_of(queries)
         self.write_requests(queries)
         asked = {q.item_id for q in queries}

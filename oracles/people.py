@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from alloop.records import Query
+from alloop.records import Answer, AnswerSink, Query
 from oracles.base import OracleBase
 from oracles.display import QueryDisplay
 
@@ -54,7 +55,7 @@ def round_of(queries: Sequence[Query]) -> int:
 
 
 class PeopleOracle(OracleBase):
-    """Base of the oracles that wait on people.
+    """Base of the oracles that wait on people: a subclass writes :meth:`_ask_people`.
 
     Parameters
     ----------
@@ -106,11 +107,23 @@ class PeopleOracle(OracleBase):
         """End the current wait now, as if the timeout had passed (safe from another thread)."""
         self._stop.set()
 
-    def _begin_request(self) -> None:
-        """Reset the state of a wait, as a request starts."""
+    def request(
+        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
+    ) -> list[Answer]:
+        """Ask people about the batch and wait for them; return the accepted answers.
+
+        Each answer goes to ``on_answer`` the moment it is given; the wait ends once
+        ``min_share`` of the batch is answered, at ``timeout``, on a quit or on :meth:`cancel`.
+        """
         self.timed_out = False
         self.quit_requested = False
         self._stop.clear()
+        queries = list(queries)
+        return self._ask_people(queries, on_answer) if queries else []
+
+    @abstractmethod
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
+        """Ask about a non-empty batch and wait (the oracle's own way); the accepted answers."""
 
     def _deadline(self) -> float | None:
         """When a wait starting now ends (``time.monotonic`` clock; None: it does not)."""
@@ -122,7 +135,7 @@ class PeopleOracle(OracleBase):
         Examples
         --------
         >>> class Demo(PeopleOracle):
-        ...     def request(self, queries, on_answer=None): return []
+        ...     def _ask_people(self, queries, on_answer): return []
         >>> Demo(min_share=0.5).needed(5)
         3
         """

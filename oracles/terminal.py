@@ -228,15 +228,9 @@ class TerminalOracle(PeopleOracle):
         self.console.print(Panel(Group(*parts), title=title, title_align="left"))
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Ask for each query in turn; return the accepted answers (see the class notes)."""
-        self._begin_request()
-        queries = list(queries)
         n = len(queries)
-        if not n:
-            return []
         need = self.needed(n)
         deadline = self._deadline()
         accepted: list[Answer] = []

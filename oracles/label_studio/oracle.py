@@ -337,19 +337,13 @@ class LabelStudioOracle(PeopleOracle):
                 self.api.update_task(tid, meta=meta)
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Push the batch, then take annotations as they are submitted.
 
         Returns once ``min_share`` of the items still in Label Studio have an answer, at the
         timeout, or on :meth:`cancel`; unanswered items stay open there and are taken if the
         loop asks again.
         """
-        self._begin_request()
-        queries = list(queries)
-        if not queries:
-            return []
         asked = {q.item_id for q in queries}
         accepted: list[Answer] = []
         answered: set[str] = set()

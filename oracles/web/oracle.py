@@ -227,14 +227,8 @@ class WebOracle(PeopleOracle):
         self._kept = {str(i): tuple(people) for i, people in pending.items()}
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Show the batch on the page and wait for its answers (see the class notes)."""
-        self._begin_request()
-        queries = list(queries)
-        if not queries:
-            return []
         self.start()
         round_ = queries[0].round
         kept, self._kept = self._kept, {}  # a resumed round: the assignments still unanswered
