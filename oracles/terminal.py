@@ -214,13 +214,9 @@ class TerminalOracle(PeopleOracle):
             parts.append(table)
         else:
             parts.append(Text("(nothing to show for this item)", style="dim"))
-        facts = []
-        if shown.prediction is not None:
-            facts.append(f"model predicts: {shown.prediction}")
-        if shown.score is not None:
-            facts.append(f"query score: {shown.score:.4g}")
-        if shown.proposed is not None:
-            facts.append(f"proposed: {shown.proposed} (Enter accepts)")
+        words = {"prediction": "model predicts: {}", "score": "query score: {}",
+                 "proposed": "proposed: {} (Enter accepts)"}
+        facts = [words[name].format(text) for name, text in shown.facts()]
         if facts:
             parts.append(Text("   ".join(facts), style="cyan"))
         parts.append(Text(self.keys_line(), style="dim"))
