@@ -130,6 +130,57 @@ class LeastLoaded:
 POLICIES = {"round-robin": RoundRobin, "least-loaded": LeastLoaded}
 
 
+class Dealer:
+    """Deals each batch's items out to annotators: a kept assignment (a resumed round) first,
+    the policy for the rest. Shared by the oracles that split batches.
+
+    Parameters
+    ----------
+    annotators : sequence of str
+    k : int
+        Annotators per item.
+    policy : "round-robin", "least-loaded" or an AssignmentPolicy
+    seed : int
+        Seeds a policy named by its string.
+
+    Examples
+    --------
+    >>> dealer = Dealer(["x", "y"], k=1, policy="round-robin", seed=0)
+    >>> dealer.keep({"b": ["x"]})
+    >>> dealer.deal([Query("a"), Query("b")])
+    {'a': ('y',), 'b': ('x',)}
+    """
+
+    def __init__(
+        self, annotators: Sequence[str], k: int, policy: str | AssignmentPolicy, seed: int = 0
+    ) -> None:
+        self.annotators = list(annotators)
+        _check_k(self.annotators, k)
+        self.k = int(k)
+        if isinstance(policy, str):
+            if policy not in POLICIES:
+                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
+            policy = POLICIES[policy](seed=seed)
+        self.policy = policy
+        self._kept: dict[str, tuple[str, ...]] = {}
+
+    def keep(self, pending: Assignment) -> None:
+        """Give the next batch's items named here to exactly these annotators."""
+        unknown = {a for people in pending.values() for a in people} - set(self.annotators)
+        if unknown:
+            raise ValueError(f"kept assignment names annotators {sorted(unknown)} that are not "
+                             f"configured (known: {', '.join(self.annotators)})")
+        self._kept = {str(i): tuple(people) for i, people in pending.items()}
+
+    def deal(self, queries: Sequence[Query]) -> dict[str, tuple[str, ...]]:
+        """item id → its annotators, for one batch (the kept assignment is used up)."""
+        round_ = queries[0].round if queries else 0
+        kept, self._kept = self._kept, {}
+        fresh = [q.item_id for q in queries if q.item_id not in kept]
+        return {**self.policy.assign(fresh, self.annotators, self.k, round_),
+                **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept}}
+
+
 class MultiAnnotatorOracle(OracleBase):
     """Ask several annotators, each through their own oracle.
 
@@ -182,18 +233,12 @@ class MultiAnnotatorOracle(OracleBase):
             raise ValueError("MultiAnnotatorOracle needs at least one annotator's oracle")
         self.oracles = {annotator_id(a): o for a, o in oracles.items()}
         self.ids = list(self.oracles)
-        _check_k(self.ids, k)
-        self.k = int(k)
-        if isinstance(policy, str):
-            if policy not in POLICIES:
-                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
-            policy = POLICIES[policy](seed=seed)
-        self.policy = policy
+        self.dealer = Dealer(self.ids, k, policy, seed)
+        self.k, self.policy = self.dealer.k, self.dealer.policy
         self.parallel = not self.interactive if parallel is None else parallel
         self._assignment_sink = assignment_sink
         self.problems: list[str] = []
         self.assignment: dict[str, tuple[str, ...]] = {}
-        self._kept: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -213,11 +258,7 @@ class MultiAnnotatorOracle(OracleBase):
     def keep_assignment(self, pending: Assignment) -> None:
         """Give the next batch's items named here to exactly these annotators, not the policy's
         choice: a resumed round asks only the assignments that have no answer yet."""
-        unknown = {a for people in pending.values() for a in people} - set(self.ids)
-        if unknown:
-            raise ValueError(f"kept assignment names annotators {sorted(unknown)} that are not "
-                             f"configured (known: {', '.join(self.ids)})")
-        self._kept = {str(i): tuple(people) for i, people in pending.items()}
+        self.dealer.keep(pending)
 
     def close(self) -> None:
         """Close every annotator's oracle (all of them, even if one fails)."""
@@ -232,11 +273,7 @@ class MultiAnnotatorOracle(OracleBase):
 
     def assign(self, queries: Sequence[Query]) -> dict[str, list[Query]]:
         """annotator id → the queries the policy gives them (also kept in :attr:`assignment`)."""
-        round_ = queries[0].round if queries else 0
-        kept, self._kept = self._kept, {}
-        fresh = [q.item_id for q in queries if q.item_id not in kept]
-        self.assignment = {**self.policy.assign(fresh, self.ids, self.k, round_),
-                           **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept}}
+        self.assignment = self.dealer.deal(queries)
         batches: dict[str, list[Query]] = {a: [] for a in self.ids}
         for q in queries:
             for a in self.assignment[q.item_id]:
@@ -288,9 +325,11 @@ class MultiAnnotatorOracle(OracleBase):
 
             def sink(answer: Answer) -> str | None:
                 stamped, problem = self.check(answer, source, asked)
-                if problem is None and on_answer is not None:
-                    problem = on_answer(stamped)
+                # Commit and record under one lock, so the returned order is the commit order
+                # even when annotators answer at the same moment.
                 with self._lock:
+                    if problem is None and on_answer is not None:
+                        problem = on_answer(stamped)
                     if problem:
                         self.problems.append(f"{source}: {problem}")
                         log.warning("answer from %s not taken: %s", source, problem)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from oracles.annotators import POLICIES, AssignmentPolicy, _check_k, annotator_id
+from oracles.annotators import AssignmentPolicy, Dealer, annotator_id
 from oracles.answers import AnswerParser
 from oracles.base import Answer, AnswerSink, Assignment, AssignmentSink, Query
 from oracles.instructions import tell, web_instructions
@@ -109,19 +109,14 @@ class WebOracle(PeopleOracle):
             raise ValueError("WebOracle needs at least one annotator id, e.g. ['ann', 'bob']")
         if len(set(ids)) != len(ids):
             raise ValueError(f"annotator ids must be distinct; got {ids!r}")
-        _check_k(ids, k)
+        self.dealer = Dealer(ids, k, policy, seed)
         check_wait_settings(min_share, timeout)  # before the temporary image folder is made
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535 (0: any free port); got {port!r}")
-        if isinstance(policy, str):
-            if policy not in POLICIES:
-                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
-            policy = POLICIES[policy](seed=seed)
         self.annotators = ids
         self.tokens = TokenStore(tokens)
         self.host, self.port = host, int(port)
-        self.k = int(k)
-        self.policy = policy
+        self.k, self.policy = self.dealer.k, self.dealer.policy
         self.announce = announce
         self._own_images = image_dir is None
         self.image_dir = Path(tempfile.mkdtemp(prefix="alloop-web-")) if image_dir is None \
@@ -131,7 +126,6 @@ class WebOracle(PeopleOracle):
                          show_score=show_score)
         self.board = Board(ids, AnswerParser(classes, task), self.display)
         self._assignment_sink: AssignmentSink | None = None
-        self._kept: dict[str, tuple[str, ...]] = {}
         self.assignment: dict[str, tuple[str, ...]] = {}
         self.url: str | None = None
         self._server: Any = None
@@ -224,19 +218,14 @@ class WebOracle(PeopleOracle):
     def keep_assignment(self, pending: Assignment) -> None:
         """Give the next batch's items named here to exactly these annotators (a resumed round
         asks only the assignments that have no answer yet)."""
-        self._kept = {str(i): tuple(people) for i, people in pending.items()}
+        self.dealer.keep(pending)
 
     # ----------------------------------------------------------------- asking
     def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Show the batch on the page and wait for its answers (see the class notes)."""
         self.start()
         round_ = queries[0].round
-        kept, self._kept = self._kept, {}  # a resumed round: the assignments still unanswered
-        self.assignment = {
-            **self.policy.assign([q.item_id for q in queries if q.item_id not in kept],
-                                 self.annotators, self.k, round_),
-            **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept},
-        }
+        self.assignment = self.dealer.deal(queries)  # a resumed round: its kept assignment
         if self._assignment_sink is not None:
             self._assignment_sink(dict(self.assignment))
         batch = self.board.open(queries, self.assignment, on_answer, self.min_share)
