@@ -25,7 +25,7 @@ from alloop.engine.select import select_batch
 from alloop.metrics import LOWER_IS_BETTER, check_metrics, default_metric, evaluate
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, RoundReport, Tracker
-from oracles.base import Answer, Oracle, Query, request_answers
+from oracles.base import Answer, Oracle, Query, check_oracle, request_answers
 from strategies.base import Strategy, check_compatible
 from strategies.registry import get as get_strategy
 
@@ -239,7 +239,7 @@ class ActiveLoop:
             strategy_params = None
         self.model = model
         check_compatible(self.strategy, model)
-        self.oracle = oracle
+        self.oracle = check_oracle(oracle)
         self.task = getattr(model, "task", "classification")
         self.classes = None if classes is None else np.asarray(sorted(classes))
         if self.task == "classification" and self.classes is None:

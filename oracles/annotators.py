@@ -25,6 +25,7 @@ from oracles.base import (
     Oracle,
     OracleBase,
     Query,
+    check_oracle,
     request_answers,
 )
 
@@ -231,7 +232,7 @@ class MultiAnnotatorOracle(OracleBase):
     ) -> None:
         if not oracles:
             raise ValueError("MultiAnnotatorOracle needs at least one annotator's oracle")
-        self.oracles = {annotator_id(a): o for a, o in oracles.items()}
+        self.oracles = {annotator_id(a): check_oracle(o) for a, o in oracles.items()}
         self.ids = list(self.oracles)
         self.dealer = Dealer(self.ids, k, policy, seed)
         self.k, self.policy = self.dealer.k, self.dealer.policy

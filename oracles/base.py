@@ -24,6 +24,7 @@ __all__ = [
     "Oracle",
     "OracleBase",
     "Query",
+    "check_oracle",
     "request_answers",
 ]
 
@@ -111,6 +112,33 @@ class OracleBase(ABC):
 
     def close(self) -> None:  # noqa: B027 (a default)
         """Nothing to give back."""
+
+
+_MEMBERS = ("request", "quit_requested", "interactive", "annotator", "set_assignment_sink",
+            "keep_assignment", "close")
+
+
+def check_oracle(oracle: Oracle) -> Oracle:
+    """``oracle`` itself if it has every member of :class:`Oracle`; else a TypeError naming the
+    missing ones and the fix.
+
+    Examples
+    --------
+    >>> class RequestOnly:
+    ...     def request(self, queries, on_answer=None):
+    ...         return []
+    >>> check_oracle(RequestOnly())
+    Traceback (most recent call last):
+    ...
+    TypeError: RequestOnly is not an Oracle: it lacks quit_requested, interactive, annotator, set_assignment_sink, keep_assignment, close. Subclass oracles.base.OracleBase, which gives their defaults
+    """
+    missing = [name for name in _MEMBERS if not hasattr(oracle, name)]
+    if missing:
+        raise TypeError(
+            f"{type(oracle).__name__} is not an Oracle: it lacks {', '.join(missing)}. Subclass "
+            "oracles.base.OracleBase, which gives their defaults"
+        )
+    return oracle
 
 
 def request_answers(

@@ -125,3 +125,23 @@ def test_the_store_returns_answers_and_aggregation_applies_the_rule(tmp_path):
     with pytest.raises(ValueError, match="unknown label rule 'vote'; expected latest, majority"):
         store.current_labels(rule="vote")
     store.close()
+
+
+class RequestOnly:
+    """An oracle of the first protocol's shape: request and nothing else, no base class."""
+
+    def request(self, queries, on_answer=None):
+        return []
+
+
+def test_the_loop_and_a_team_refuse_an_oracle_missing_the_protocol_with_the_fix():
+    import numpy as np
+
+    from alloop import ActiveLoop, Pool
+    from alloop.models import LinearGLM
+
+    fix = r"RequestOnly is not an Oracle: it lacks quit_requested, .* Subclass oracles.base.OracleBase"
+    with pytest.raises(TypeError, match=fix):
+        ActiveLoop(Pool(np.eye(4)), LinearGLM(), "random", RequestOnly())
+    with pytest.raises(TypeError, match=fix):
+        MultiAnnotatorOracle({"ann": RequestOnly()})
