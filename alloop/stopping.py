@@ -48,6 +48,9 @@ class StopInputs:
     X_unlabeled: Any
     #: the loop context a strategy would get (X_labeled, X_val, rng, ...), for ssi-quiet
     context: Mapping[str, Any]
+    #: ``scores(name, model, X, **context)``: a registered strategy's scores, given by the loop
+    #: (the rules stay below the strategy registry, which the config may not import)
+    scores: Callable[..., np.ndarray] | None = None
 
 
 # ---------------------------------------------------------------- the statistics (pure)
@@ -328,13 +331,12 @@ class SSIQuiet(_Rule):
     name = "ssi-quiet"
 
     def statistic(self, inputs: StopInputs) -> float | None:
-        import strategies
-
         if inputs.X_unlabeled.shape[0] == 0 or inputs.context.get("X_val") is None:
             return None
-        ssi = strategies.get("ssi")
+        if inputs.scores is None:
+            raise ValueError("ssi-quiet needs StopInputs.scores (the loop passes the registry's scorer)")
         context = {k: v for k, v in inputs.context.items() if k in ("X_val", "y_val", "X_labeled", "y_labeled", "rng")}
-        return float(np.max(ssi.score(inputs.model, inputs.X_unlabeled, **context)))
+        return float(np.max(inputs.scores("ssi", inputs.model, inputs.X_unlabeled, **context)))
 
     def reached(self, values: Sequence[float | None]) -> bool:
         tail = _last(values, 1)

@@ -8,17 +8,26 @@ Answers are handed on raw; combining disagreeing answers is :mod:`alloop.aggrega
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
-from oracles.base import Answer, AnswerSink, Oracle, Query
+from oracles.base import (
+    Answer,
+    AnswerSink,
+    Assignment,
+    AssignmentSink,
+    Oracle,
+    OracleBase,
+    Query,
+    check_oracle,
+    request_answers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +131,58 @@ class LeastLoaded:
 POLICIES = {"round-robin": RoundRobin, "least-loaded": LeastLoaded}
 
 
-class MultiAnnotatorOracle:
+class Dealer:
+    """Deals each batch's items out to annotators: a kept assignment (a resumed round) first,
+    the policy for the rest. Shared by the oracles that split batches.
+
+    Parameters
+    ----------
+    annotators : sequence of str
+    k : int
+        Annotators per item.
+    policy : "round-robin", "least-loaded" or an AssignmentPolicy
+    seed : int
+        Seeds a policy named by its string.
+
+    Examples
+    --------
+    >>> dealer = Dealer(["x", "y"], k=1, policy="round-robin", seed=0)
+    >>> dealer.keep({"b": ["x"]})
+    >>> dealer.deal([Query("a"), Query("b")])
+    {'a': ('y',), 'b': ('x',)}
+    """
+
+    def __init__(
+        self, annotators: Sequence[str], k: int, policy: str | AssignmentPolicy, seed: int = 0
+    ) -> None:
+        self.annotators = list(annotators)
+        _check_k(self.annotators, k)
+        self.k = int(k)
+        if isinstance(policy, str):
+            if policy not in POLICIES:
+                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
+            policy = POLICIES[policy](seed=seed)
+        self.policy = policy
+        self._kept: dict[str, tuple[str, ...]] = {}
+
+    def keep(self, pending: Assignment) -> None:
+        """Give the next batch's items named here to exactly these annotators."""
+        unknown = {a for people in pending.values() for a in people} - set(self.annotators)
+        if unknown:
+            raise ValueError(f"kept assignment names annotators {sorted(unknown)} that are not "
+                             f"configured (known: {', '.join(self.annotators)})")
+        self._kept = {str(i): tuple(people) for i, people in pending.items()}
+
+    def deal(self, queries: Sequence[Query]) -> dict[str, tuple[str, ...]]:
+        """item id → its annotators, for one batch (the kept assignment is used up)."""
+        round_ = queries[0].round if queries else 0
+        kept, self._kept = self._kept, {}
+        fresh = [q.item_id for q in queries if q.item_id not in kept]
+        return {**self.policy.assign(fresh, self.annotators, self.k, round_),
+                **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept}}
+
+
+class MultiAnnotatorOracle(OracleBase):
     """Ask several annotators, each through their own oracle.
 
     Parameters
@@ -137,9 +197,10 @@ class MultiAnnotatorOracle:
     parallel : bool, optional
         Ask the annotators at the same time (threads). Default: yes, unless one of the oracles
         is interactive (a terminal), which must have the keyboard to itself.
-    on_assign : callable, optional
+    assignment_sink : callable, optional
         Called with the assignment (item id → annotator ids) of each batch before anyone is
-        asked, e.g. to persist it in the label store.
+        asked, e.g. to persist it in the label store (the loop sets it through
+        :meth:`set_assignment_sink`).
 
     Notes
     -----
@@ -167,43 +228,53 @@ class MultiAnnotatorOracle:
         *,
         seed: int = 0,
         parallel: bool | None = None,
-        on_assign: Callable[[dict[str, tuple[str, ...]]], None] | None = None,
+        assignment_sink: AssignmentSink | None = None,
     ) -> None:
         if not oracles:
             raise ValueError("MultiAnnotatorOracle needs at least one annotator's oracle")
-        self.oracles = {annotator_id(a): o for a, o in oracles.items()}
+        self.oracles = {annotator_id(a): check_oracle(o) for a, o in oracles.items()}
         self.ids = list(self.oracles)
-        _check_k(self.ids, k)
-        self.k = int(k)
-        if isinstance(policy, str):
-            if policy not in POLICIES:
-                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
-            policy = POLICIES[policy](seed=seed)
-        self.policy = policy
-        interactive = sum(bool(getattr(o, "interactive", False)) for o in self.oracles.values())
-        self.parallel = (interactive == 0) if parallel is None else parallel
-        self.on_assign = on_assign
+        self.dealer = Dealer(self.ids, k, policy, seed)
+        self.k, self.policy = self.dealer.k, self.dealer.policy
+        self.parallel = not self.interactive if parallel is None else parallel
+        self._assignment_sink = assignment_sink
         self.problems: list[str] = []
         self.assignment: dict[str, tuple[str, ...]] = {}
-        self._kept: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
-    def keep_assignment(self, assignment: Mapping[str, Sequence[str]]) -> None:
+    @property
+    def interactive(self) -> bool:  # type: ignore[override]
+        """Whether one of the annotators' oracles needs the keyboard to itself."""
+        return any(o.interactive for o in self.oracles.values())
+
+    @property
+    def quit_requested(self) -> bool:  # type: ignore[override]
+        """Whether an annotator quit during the last request (at a terminal, say)."""
+        return any(o.quit_requested for o in self.oracles.values())
+
+    def set_assignment_sink(self, sink: AssignmentSink | None) -> None:
+        """Call ``sink`` with each batch's assignment before anyone is asked."""
+        self._assignment_sink = sink
+
+    def keep_assignment(self, pending: Assignment) -> None:
         """Give the next batch's items named here to exactly these annotators, not the policy's
         choice: a resumed round asks only the assignments that have no answer yet."""
-        unknown = {a for people in assignment.values() for a in people} - set(self.ids)
-        if unknown:
-            raise ValueError(f"kept assignment names annotators {sorted(unknown)} that are not "
-                             f"configured (known: {', '.join(self.ids)})")
-        self._kept = {str(i): tuple(people) for i, people in assignment.items()}
+        self.dealer.keep(pending)
+
+    def close(self) -> None:
+        """Close every annotator's oracle (all of them, even if one fails)."""
+        errors: list[BaseException] = []
+        for oracle in self.oracles.values():
+            try:
+                oracle.close()
+            except Exception as exc:  # the others are still closed; the first is re-raised
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def assign(self, queries: Sequence[Query]) -> dict[str, list[Query]]:
         """annotator id → the queries the policy gives them (also kept in :attr:`assignment`)."""
-        round_ = queries[0].round if queries else 0
-        kept, self._kept = self._kept, {}
-        fresh = [q.item_id for q in queries if q.item_id not in kept]
-        self.assignment = {**self.policy.assign(fresh, self.ids, self.k, round_),
-                           **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept}}
+        self.assignment = self.dealer.deal(queries)
         batches: dict[str, list[Query]] = {a: [] for a in self.ids}
         for q in queries:
             for a in self.assignment[q.item_id]:
@@ -218,7 +289,7 @@ class MultiAnnotatorOracle:
             )
         oracle = self.oracles[source]
         named = answer.annotator
-        if not hasattr(oracle, "annotator") or named in (None, "", oracle.annotator, source):
+        if oracle.annotator is None or named in (None, "", oracle.annotator, source):
             stamped = source
         elif named in self.oracles:
             # Identity comes from where the answer came, never from its text: ana's file (or
@@ -244,8 +315,8 @@ class MultiAnnotatorOracle:
         """
         self.problems = []
         batches = self.assign(list(queries))
-        if self.on_assign is not None:
-            self.on_assign(dict(self.assignment))
+        if self._assignment_sink is not None:
+            self._assignment_sink(dict(self.assignment))
         arrived: list[Answer] = []
         errors: list[BaseException] = []
 
@@ -255,9 +326,11 @@ class MultiAnnotatorOracle:
 
             def sink(answer: Answer) -> str | None:
                 stamped, problem = self.check(answer, source, asked)
-                if problem is None and on_answer is not None:
-                    problem = on_answer(stamped)
+                # Commit and record under one lock, so the returned order is the commit order
+                # even when annotators answer at the same moment.
                 with self._lock:
+                    if problem is None and on_answer is not None:
+                        problem = on_answer(stamped)
                     if problem:
                         self.problems.append(f"{source}: {problem}")
                         log.warning("answer from %s not taken: %s", source, problem)
@@ -266,12 +339,7 @@ class MultiAnnotatorOracle:
                 return problem or None
 
             try:
-                oracle = self.oracles[source]
-                if accepts_on_answer(oracle):
-                    oracle.request(batch, on_answer=sink)
-                else:  # an oracle of the older protocol: hand its answers on afterwards
-                    for answer in oracle.request(batch):
-                        sink(answer)
+                request_answers(self.oracles[source], batch, on_answer=sink)
             except BaseException as exc:  # re-raised in the caller's thread below
                 errors.append(exc)
 
@@ -291,15 +359,3 @@ class MultiAnnotatorOracle:
         if errors:
             raise errors[0]
         return arrived
-
-
-def accepts_on_answer(oracle: Oracle) -> bool:
-    """Whether ``oracle.request`` takes ``on_answer`` (oracles written for the first protocol
-    do not: hand their returned answers on afterwards)."""
-    try:
-        parameters = inspect.signature(oracle.request).parameters
-    except (TypeError, ValueError):
-        return True
-    return "on_answer" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )

@@ -1,6 +1,6 @@
 """Showing an item to a person: text as text, pixels as a picture, a row as a table.
 
-:class:`QueryDisplay` turns a :class:`~oracles.base.Query` into a :class:`Display`: plain data
+:class:`QueryDisplay` turns a :class:`~alloop.records.Query` into a :class:`Display`: plain data
 (no terminal codes) that the terminal oracle formats with rich and the file-exchange oracle
 writes into its request file. Pixel arrays are saved as PNG files a browser or image viewer can
 open, and also drawn as a small text-art preview for terminals.
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from oracles.base import Query
+from alloop.records import Query
 
 #: darkest last; one character per grey level of the text-art preview.
 SHADES = " .:-=+*#%@"
@@ -163,6 +163,21 @@ class Display:
             return {"image": str(self.image_path) if self.image_path else ""}
         return dict(self.table)
 
+    def facts(self) -> list[tuple[str, str]]:
+        """``(name, text)`` of what is known about the item besides itself, in the order shown:
+        ``prediction``, ``score`` (4 significant digits) and ``proposed``, each when set. Each
+        medium words them its own way.
+
+        Examples
+        --------
+        >>> Display("a", "empty", prediction="cat", score=0.123456).facts()
+        [('prediction', 'cat'), ('score', '0.1235')]
+        """
+        out = [("prediction", self.prediction),
+               ("score", None if self.score is None else f"{self.score:.4g}"),
+               ("proposed", self.proposed)]
+        return [(name, text) for name, text in out if text is not None]
+
     def as_text(self) -> str:
         """A plain-text rendering (logs, pipes, tests)."""
         lines = [f"item {self.item_id}"]
@@ -176,12 +191,9 @@ class Display:
         elif self.kind == "table":
             width = max(len(k) for k, _ in self.table)
             lines += [f"{k.ljust(width)}  {v}" for k, v in self.table]
-        if self.prediction is not None:
-            lines.append(f"model predicts: {self.prediction}")
-        if self.score is not None:
-            lines.append(f"query score: {self.score:.4g}")
-        if self.proposed is not None:
-            lines.append(f"proposed label: {self.proposed}")
+        words = {"prediction": "model predicts: {}", "score": "query score: {}",
+                 "proposed": "proposed label: {}"}
+        lines += [words[name].format(text) for name, text in self.facts()]
         return "\n".join(lines)
 
 

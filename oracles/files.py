@@ -22,24 +22,30 @@ may be appended to, rewritten or replaced at any time:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
-import os
-import threading
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from oracles.answer_files import (
+    AnswerRow,
+    Problem,
+    column_name,
+    csv_row,
+    read_csv_answers,
+    read_jsonl_answers,
+    split_tail,
+    write_atomic,
+)
 from oracles.answers import AnswerError, AnswerParser, ParsedAnswer
-from oracles.base import Answer, AnswerSink, Query, check_wait_settings
-from oracles.cells import guard_cell, unguard_cell
+from oracles.base import Answer, AnswerSink, Query
 from oracles.display import QueryDisplay
 from oracles.instructions import files_instructions, tell
+from oracles.people import PeopleOracle, round_of
+
+__all__ = ["FileExchangeOracle", "Problem", "read_csv_answers", "read_jsonl_answers"]
 
 log = logging.getLogger(__name__)
 
@@ -47,181 +53,7 @@ log = logging.getLogger(__name__)
 RESERVED = ("item_id", "annotator", "score", "prediction", "label")
 
 
-@dataclass(frozen=True)
-class Problem:
-    """A line of an answers file that was not taken, and why."""
-
-    path: str
-    line: int
-    message: str
-    text: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-@dataclass(frozen=True)
-class _Row:
-    line: int
-    item_id: str
-    annotator: str | None
-    label: Any  # the cell / JSON value, still to be parsed
-    extra: dict[str, Any]
-    text: str
-
-
-def _column(name: str) -> str:
-    return "_".join(str(name).strip().lower().replace("-", " ").split())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _csv_row(cells: Sequence[str]) -> str:
-    """One CSV record ending in ``\n``, every cell spreadsheet-safe. Written with a ``\r\n``
-    terminator, so the csv module also quotes a cell holding a bare ``\r``, then ended in ``\n``."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([guard_cell(c) for c in cells])
-    return buffer.getvalue()[:-2] + "\n"
-
-
-def _split_tail(path: Path) -> tuple[str, str] | None:
-    """The file's text up to its last newline, and what follows it (None if the file is missing)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    end = data.rfind(b"\n")
-    text = data[: end + 1].decode("utf-8", errors="replace") if end >= 0 else ""
-    tail = data[end + 1:].decode("utf-8", errors="replace")
-    if end < 0:
-        tail = tail.removeprefix("\ufeff")
-    return text.removeprefix("\ufeff"), tail
-
-
-def _csv_cells(chunk: str, delimiter: str) -> list[str] | None:
-    """The cells of one CSV record, or None if ``chunk`` is not exactly one record."""
-    try:
-        records = list(csv.reader(io.StringIO(chunk), delimiter=delimiter, strict=True))
-    except csv.Error:
-        return None
-    return records[0] if len(records) == 1 else None
-
-
-def read_csv_answers(text: str, path: str = "answers.csv") -> tuple[list[_Row], list[Problem]]:
-    """Rows of a CSV answers file (header with ``item_id`` and ``label``), and its problems.
-
-    The delimiter (comma, semicolon or tab) is read off the header. A quoted cell may span
-    lines; a line whose quote is never closed is reported and reading resumes on the next line,
-    so one stray quote does not swallow the rest of the file.
-    """
-    rows: list[_Row] = []
-    problems: list[Problem] = []
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if not text.strip():
-        return rows, problems
-    delimiter = max((",", ";", "\t"), key=lambda d: (lines[0].count(d), d == ","))
-    cells = _csv_cells(lines[0], delimiter)
-    if cells is None:
-        return rows, [Problem(path, 1, "unreadable header line", lines[0])]
-    header = [_column(c) for c in cells]
-    missing = [c for c in ("item_id", "label") if c not in header]
-    if missing:
-        return rows, [Problem(
-            path, 1,
-            f"the header has no {' and no '.join(missing)} column (it has {header!r}); the "
-            "first line must name the columns, with item_id and label among them",
-            lines[0],
-        )]
-    at = {name: i for i, name in reversed(list(enumerate(header)))}
-    i = 1
-    while i < len(lines):
-        j = i
-        while lines[i : j + 1] and "\n".join(lines[i : j + 1]).count('"') % 2 and j + 1 < len(lines):
-            j += 1  # a quoted cell that goes on over the next line
-        source = "\n".join(lines[i : j + 1])
-        line = i + 1
-        if not source.strip():
-            i = j + 1
-            continue
-        cells = _csv_cells(source, delimiter)
-        fits = cells is not None and max(at["item_id"], at["label"]) < len(cells) and not any(
-            c.strip() for c in cells[len(header):]
-        )
-        if not fits and j > i:  # an unclosed quote: report this line alone, go on with the next
-            problems.append(Problem(path, line, "a quote that is never closed", lines[i]))
-            i += 1
-            continue
-        i = j + 1
-        if cells is None:
-            problems.append(Problem(path, line, "malformed CSV line", source))
-            continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
-            problems.append(Problem(
-                path, line, f"{len(cells)} cells but the header names {len(header)} columns "
-                "(a stray delimiter or an unquoted comma?)", source,
-            ))
-            continue
-        if len(cells) <= max(at["item_id"], at["label"]):
-            problems.append(Problem(
-                path, line, f"{len(cells)} cell(s) but the header puts item_id and label in "
-                f"columns {at['item_id'] + 1} and {at['label'] + 1} (a missing delimiter?)",
-                source,
-            ))
-            continue
-        cells = cells + [""] * (len(header) - len(cells))
-        record = {name: unguard_cell(cells[k].strip()) for name, k in at.items()}
-        label = record.pop("label")
-        item_id = record.pop("item_id")
-        annotator = record.pop("annotator", "") or None
-        if not label:
-            continue  # not answered yet
-        if not item_id:
-            problems.append(Problem(path, line, "a label without an item_id", source))
-            continue
-        extra = {k: v for k, v in record.items() if v}
-        rows.append(_Row(line, item_id, annotator, label, extra, source))
-    return rows, problems
-
-
-def read_jsonl_answers(text: str, path: str = "answers.jsonl") -> tuple[list[_Row], list[Problem]]:
-    """Rows of a JSON-lines answers file (objects with ``item_id`` and ``label``), and problems."""
-    rows: list[_Row] = []
-    problems: list[Problem] = []
-    for number, source in enumerate(text.splitlines(), start=1):
-        if not source.strip():
-            continue
-        try:
-            record = json.loads(source)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(path, number, f"not valid JSON ({exc.msg})", source))
-            continue
-        if not isinstance(record, dict):
-            problems.append(Problem(path, number, "not a JSON object", source))
-            continue
-        record = {_column(k): v for k, v in record.items()}
-        label = record.pop("label", None)
-        item_id = record.pop("item_id", None)
-        annotator = record.pop("annotator", None)
-        if label is None or (isinstance(label, str) and not label.strip()):
-            continue
-        if item_id is None or not str(item_id).strip():
-            problems.append(Problem(path, number, "a label without an item_id", source))
-            continue
-        annotator = None if annotator is None or not str(annotator).strip() else str(annotator).strip()
-        rows.append(_Row(number, str(item_id).strip(), annotator, label, record, source))
-    return rows, problems
-
-
-class FileExchangeOracle:
+class FileExchangeOracle(PeopleOracle):
     """Exchange queries and answers with people (or their tools) through files.
 
     Parameters
@@ -262,8 +94,6 @@ class FileExchangeOracle:
     'item_id,score,prediction,label'
     """
 
-    interactive = False
-
     def __init__(
         self,
         dir: str | Path,
@@ -283,26 +113,19 @@ class FileExchangeOracle:
     ) -> None:
         if format not in ("csv", "jsonl"):
             raise ValueError(f"format must be 'csv' or 'jsonl'; got {format!r}")
-        check_wait_settings(min_share, timeout, poll_interval)
+        super().__init__(min_share=min_share, timeout=timeout, poll_interval=poll_interval,
+                         display=display, image_dir=Path(dir) / "images",
+                         feature_names=feature_names, show_prediction=show_prediction,
+                         show_score=show_score)
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.format = format
         self.parser = AnswerParser(classes, task)
         self.annotator = annotator
         self.annotators = None if annotators is None else {str(a) for a in annotators}
-        self.display = display or QueryDisplay(
-            self.dir / "images", feature_names,
-            show_prediction=show_prediction, show_score=show_score,
-        )
-        self.poll_interval = poll_interval
-        self.min_share = min_share
-        self.timeout = timeout
         self.problems: list[Problem] = []
-        self.timed_out = False
-        self.quit_requested = False
         self._reported: set[tuple[str, str, str]] = set()
         self._tails: dict[Path, tuple[str, float, int]] = {}  # last line, first seen, number
-        self._stop = threading.Event()
 
     # ----------------------------------------------------------------- paths
     def requests_path(self, round: int) -> Path:
@@ -311,21 +134,17 @@ class FileExchangeOracle:
     def answers_path(self, round: int) -> Path:
         return self.dir / f"round-{round}-answers.{self.format}"
 
-    def cancel(self) -> None:
-        """End the current wait now (safe from another thread)."""
-        self._stop.set()
-
     # ----------------------------------------------------------------- writing
     def write_requests(self, queries: Sequence[Query]) -> Path:
         """Write the batch to its request file (atomically) and return the path."""
-        round_ = _round_of(queries)
+        round_ = round_of(queries)
         records: list[dict[str, Any]] = []
         columns: list[str] = ["item_id"]
         for q in queries:
             shown = self.display(q)
             record: dict[str, Any] = {"item_id": q.item_id}
             for name, value in shown.fields().items():
-                key = f"raw.{name}" if _column(name) in RESERVED else name
+                key = f"raw.{name}" if column_name(name) in RESERVED else name
                 record[key] = value
                 if key not in columns:
                     columns.append(key)
@@ -338,8 +157,8 @@ class FileExchangeOracle:
         columns.append("label")
         path = self.requests_path(round_)
         if self.format == "csv":
-            text = _csv_row(columns) + "".join(
-                _csv_row(["" if record.get(c) is None else str(record[c]) for c in columns])
+            text = csv_row(columns) + "".join(
+                csv_row(["" if record.get(c) is None else str(record[c]) for c in columns])
                 for record in records
             )
         else:
@@ -347,8 +166,8 @@ class FileExchangeOracle:
                 json.dumps({c: record.get(c) for c in columns}, ensure_ascii=False) + "\n"
                 for record in records
             )
-        _write_atomic(path, text)
-        _write_atomic(self.dir / "README.txt", self._instructions(round_))
+        write_atomic(path, text)
+        write_atomic(self.dir / "README.txt", self._instructions(round_))
         log.info("wrote %d queries to %s; answers are read from %s",
                  len(queries), path, self.answers_path(round_))
         tell(*files_instructions(round_, len(queries), path, self.answers_path(round_),
@@ -379,7 +198,7 @@ class FileExchangeOracle:
         self.problems.append(problem)
         log.warning("%s", problem)
 
-    def _parse(self, row: _Row) -> ParsedAnswer:
+    def _parse(self, row: AnswerRow) -> ParsedAnswer:
         if self.format == "jsonl":
             return self.parser.parse_value(row.label)
         return self.parser.parse(row.label)
@@ -387,7 +206,7 @@ class FileExchangeOracle:
     #: a last line without its newline is read once it has not changed for this many seconds
     SETTLE_SECONDS = 2.0
 
-    def read(self, round_: int) -> tuple[list[_Row], list[Problem]]:
+    def read(self, round_: int) -> tuple[list[AnswerRow], list[Problem]]:
         """The complete rows of a round's answers file as it is now, and its problems.
 
         A last line without a newline is read once it has stayed the same for
@@ -395,7 +214,7 @@ class FileExchangeOracle:
         (a line still being written).
         """
         path = self.answers_path(round_)
-        split = _split_tail(path)
+        split = split_tail(path)
         if split is None:
             return [], []
         text, tail = split
@@ -413,36 +232,19 @@ class FileExchangeOracle:
         return reader(text, path.name)
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Write the request file, then take answers as they appear (see the module notes)."""
-        self.timed_out = False
-        self.quit_requested = False
-        self._stop.clear()
-        queries = list(queries)
-        if not queries:
-            return []
-        round_ = _round_of(queries)
+        round_ = round_of(queries)
         self.write_requests(queries)
         asked = {q.item_id for q in queries}
-        need = math.ceil(self.min_share * len(queries) - 1e-9)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        need = self.needed(len(queries))
+        deadline = self._deadline()
         state = _ExchangeState()
         try:
             while True:
                 self._poll(round_, asked, state, on_answer)
-                if len(state.answered) >= need:
+                if len(state.answered) >= need or not self._wait_poll(deadline):
                     break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    self.timed_out = True
-                    break
-                if self._stop.is_set():
-                    self.timed_out = True
-                    break
-                wait = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-                self._stop.wait(max(wait, 0.0))
         except KeyboardInterrupt:
             self.quit_requested = True
         tail = self._tails.get(self.answers_path(round_))
@@ -461,7 +263,7 @@ class FileExchangeOracle:
         for problem in problems:
             self._report(problem)
         path = self.answers_path(round_).name
-        final: dict[tuple[str, str], tuple[tuple[Any, ...], Answer, _Row]] = {}
+        final: dict[tuple[str, str], tuple[tuple[Any, ...], Answer, AnswerRow]] = {}
         for row in rows:
             if row.item_id not in asked:
                 self._report(Problem(
@@ -510,7 +312,7 @@ class FileExchangeOracle:
         self,
         key: tuple[Any, ...],
         answer: Answer,
-        row: _Row,
+        row: AnswerRow,
         path: str,
         state: _ExchangeState,
         on_answer: AnswerSink | None,
@@ -535,10 +337,3 @@ class _ExchangeState:
         self.latest: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.answered: set[str] = set()
         self.accepted: list[Answer] = []
-
-
-def _round_of(queries: Sequence[Query]) -> int:
-    rounds = {q.round for q in queries}
-    if len(rounds) > 1:
-        raise ValueError(f"one request must hold one round's queries; got rounds {sorted(rounds)}")
-    return next(iter(rounds)) if rounds else 0

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from oracles.base import Answer, AnswerSink, Query
+from oracles.base import Answer, AnswerSink, OracleBase, Query
 
 
-class SimulatedOracle:
+class SimulatedOracle(OracleBase):
     """Answers from known labels, for experiments.
 
     Parameters

@@ -8,7 +8,6 @@ an annotator for an item is the one that counts, the earlier one stays in the hi
 
 from __future__ import annotations
 
-import math
 import os
 import select
 import sys
@@ -25,8 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from oracles.answers import AnswerError, AnswerParser, normalize
-from oracles.base import Answer, AnswerSink, Query, check_wait_settings
+from oracles.base import Answer, AnswerSink, Query
 from oracles.display import Display, QueryDisplay
+from oracles.people import PeopleOracle
 
 #: ``prompt(message, timeout)`` returns one typed line (without its newline). It raises
 #: ``EOFError`` at end of input, ``TimeoutError`` when ``timeout`` seconds pass without a line,
@@ -113,7 +113,7 @@ class StdinPrompt:
                     self._eof = True
 
 
-class TerminalOracle:
+class TerminalOracle(PeopleOracle):
     """Ask a person at the terminal, item by item.
 
     Keys: a label (its name or number), ``s`` skip, ``?`` unsure, ``u`` undo (re-ask the previous
@@ -168,19 +168,13 @@ class TerminalOracle:
         prompt: PromptFn | None = None,
         console: Console | None = None,
     ) -> None:
-        check_wait_settings(min_share, timeout)
+        super().__init__(min_share=min_share, timeout=timeout, display=display,
+                         image_dir=image_dir, feature_names=feature_names,
+                         show_prediction=show_prediction, show_score=show_score)
         self.parser = AnswerParser(classes, task)
         self.annotator = annotator
-        self.display = display or QueryDisplay(
-            image_dir, feature_names, show_prediction=show_prediction, show_score=show_score
-        )
-        self.min_share = min_share
-        self.timeout = timeout
-        self._stop = threading.Event()
         self.prompt = prompt or StdinPrompt(stop=self._stop)
         self.console = console or Console(highlight=False)
-        self.quit_requested = False
-        self.timed_out = False
         names = set(self.parser._names)
         taken = sorted(names & {"quit", "undo", "help"})
         if taken:
@@ -191,10 +185,6 @@ class TerminalOracle:
         self._quit = {w for w in QUIT if w == "quit" or w not in names}
         self._undo = {w for w in UNDO if w == "undo" or w not in names}
         self._help = {w for w in HELP if w == "help" or w not in names}
-
-    def cancel(self) -> None:
-        """End the current wait as if the timeout had passed (safe from another thread)."""
-        self._stop.set()
 
     # ----------------------------------------------------------------- showing
     def keys_line(self) -> str:
@@ -224,13 +214,9 @@ class TerminalOracle:
             parts.append(table)
         else:
             parts.append(Text("(nothing to show for this item)", style="dim"))
-        facts = []
-        if shown.prediction is not None:
-            facts.append(f"model predicts: {shown.prediction}")
-        if shown.score is not None:
-            facts.append(f"query score: {shown.score:.4g}")
-        if shown.proposed is not None:
-            facts.append(f"proposed: {shown.proposed} (Enter accepts)")
+        words = {"prediction": "model predicts: {}", "score": "query score: {}",
+                 "proposed": "proposed: {} (Enter accepts)"}
+        facts = [words[name].format(text) for name, text in shown.facts()]
         if facts:
             parts.append(Text("   ".join(facts), style="cyan"))
         parts.append(Text(self.keys_line(), style="dim"))
@@ -238,19 +224,11 @@ class TerminalOracle:
         self.console.print(Panel(Group(*parts), title=title, title_align="left"))
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Ask for each query in turn; return the accepted answers (see the class notes)."""
-        self.quit_requested = False
-        self.timed_out = False
-        self._stop.clear()
-        queries = list(queries)
         n = len(queries)
-        if not n:
-            return []
-        need = math.ceil(self.min_share * n - 1e-9)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        need = self.needed(n)
+        deadline = self._deadline()
         accepted: list[Answer] = []
         latest: dict[str, Answer] = {}
         done: list[int] = []  # positions in the order they were answered (the undo stack)

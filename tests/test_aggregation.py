@@ -16,7 +16,7 @@ from alloop.aggregation import (
     pairwise_kappa,
     votes,
 )
-from oracles.base import Answer
+from alloop.records import Answer
 
 # ----------------------------------------------------------------------------- votes
 

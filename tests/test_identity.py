@@ -2,7 +2,7 @@
 reported, and nothing of it reaches the label store."""
 
 from alloop.store import open_store
-from oracles import Query
+from oracles import OracleBase, Query
 from oracles.annotators import MultiAnnotatorOracle
 from oracles.files import FileExchangeOracle
 
@@ -29,7 +29,7 @@ def test_ana_cannot_vote_as_bob_through_her_file(tmp_path):
     store.close()
 
 
-class Claims:
+class Claims(OracleBase):
     """An oracle (a page, a tool's export) whose answers claim another author."""
 
     annotator = "ana"
@@ -67,7 +67,7 @@ def test_a_resumed_web_round_asks_only_the_kept_assignments(tmp_path):
     web = WebOracle(["ana", "bob", "cy"], tokens=tmp_path / "tokens.sqlite", port=0, k=2, classes=[0, 1],
                     timeout=0, announce=False)
     seen = []
-    web.on_assign = seen.append
+    web.set_assignment_sink(seen.append)
     try:
         web.keep_assignment({"i0": ["bob"]})  # ana answered i0 before the crash
         web.request([Query("i0", round=1), Query("i1", round=1)])

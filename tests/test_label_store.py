@@ -8,6 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from alloop.records import Answer
 from alloop.store import (
     SCHEMA_VERSION,
     LabelStore,
@@ -18,7 +19,6 @@ from alloop.store import (
     store_exists,
 )
 from alloop.store.connect import parse_target
-from oracles import Answer
 
 
 def raw_connection(url: str):

@@ -7,7 +7,7 @@ from sklearn.datasets import load_diabetes, load_digits
 from alloop import ActiveLoop, LabelStore, Pool
 from alloop.loop import InvalidAnswerError, LoopSettings, StoreNotEmptyError
 from alloop.models import LinearGLM, SoftmaxGLM
-from oracles import Answer, SimulatedOracle
+from oracles import Answer, OracleBase, SimulatedOracle
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +106,13 @@ def test_regression_loop(digits):
     assert {"rmse", "mae", "r2"} <= set(curve) and curve["labels"].tolist() == [10, 15, 20]
 
 
-class PartialOracle:
-    """Answers every other query (people skip items)."""
+class PartialOracle(OracleBase):
+    """Answers every other query (people skip items); returns them without handing them over."""
 
     def __init__(self, truth):
         self.truth = truth
 
-    def request(self, queries):
+    def request(self, queries, on_answer=None):
         return [Answer(q.item_id, self.truth[q.item_id]) for q in queries[::2]]
 
 
@@ -125,7 +125,7 @@ def test_partial_answers_are_fine(digits):
 
 # ----------------------------------------------------------------- bad input
 class UnknownLabelOracle(SimulatedOracle):
-    def request(self, queries):
+    def request(self, queries, on_answer=None):
         answers = super().request(queries)
         return answers[:-1] + [Answer(answers[-1].item_id, "eleven")]
 
@@ -189,7 +189,7 @@ def test_resume_in_process_continues_after_last_round(digits, tmp_path):
 
 
 # ----------------------------------------------------------------- people who do not answer
-class SilentOnSome:
+class SilentOnSome(OracleBase):
     """Never answers items whose id ends in 7, skips those ending in 3."""
 
     def __init__(self, truth):
@@ -222,7 +222,7 @@ def test_unanswered_items_are_reoffered_at_most_twice_and_skips_never_again(digi
     assert result.curve["labels"].iloc[-1] > result.curve["labels"].iloc[1] + 20  # no stall
 
 
-class NobodyHome:
+class NobodyHome(OracleBase):
     def request(self, queries, on_answer=None):
         return []
 
@@ -241,7 +241,7 @@ def test_non_numeric_regression_label_is_refused_and_valid_ones_kept(tmp_path):
     pool = Pool(X[:100])
 
     class Typo(SimulatedOracle):
-        def request(self, queries):
+        def request(self, queries, on_answer=None):
             answers = super().request(queries)
             return [Answer(answers[0].item_id, "abc")] + answers[1:]
 

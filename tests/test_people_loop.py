@@ -142,9 +142,9 @@ def test_quit_midway_keeps_answers_and_resume_reoffers_the_rest(tmp_path):
     X, y = load_digits(return_X_y=True)
     from alloop import ActiveLoop, Pool
     from alloop.models import SoftmaxGLM
-    from oracles import Answer
+    from oracles import Answer, OracleBase
 
-    class QuittingPerson:
+    class QuittingPerson(OracleBase):
         quit_requested = False
 
         def __init__(self, quit_round):

@@ -8,9 +8,9 @@ import sys
 import psycopg
 import pytest
 
+from alloop.records import Answer
 from alloop.store import ChainBrokenError, open_store
 from alloop.store.chain import GENESIS, answer_hash
-from oracles import Answer
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

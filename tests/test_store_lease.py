@@ -13,9 +13,9 @@ import mlflow
 import pytest
 import yaml
 
+from alloop.records import Answer
 from alloop.store import StoreLeaseError, open_store, remove_store
 from alloop.store import lease as lease_module
-from oracles import Answer
 
 ROOT = Path(__file__).resolve().parents[1]
 

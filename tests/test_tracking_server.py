@@ -26,6 +26,7 @@ import yaml
 from alloop.services.postgres import find_binaries, free_port
 from alloop.store import LabelStore
 from alloop.tracking import TrackingUnavailableWarning
+from oracles import OracleBase
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = "import typer; from alloop.cli.serve import server_command; typer.run(server_command)"
@@ -172,7 +173,7 @@ def test_alloop_run_logs_to_the_server_on_postgresql(server, tmp_path):
     assert len(list((server.root / "artifacts").rglob("queries.csv"))) == 6
 
 
-class StopsTheServer:
+class StopsTheServer(OracleBase):
     """Passes queries on; when round ``at`` is asked, stops the tracking server and starts it
     again ``after`` seconds later in the background while the loop goes on."""
 
@@ -181,7 +182,7 @@ class StopsTheServer:
         self.restart: threading.Thread | None = None
         self.errors: list[BaseException] = []
 
-    def request(self, queries):
+    def request(self, queries, on_answer=None):
         if self.restart is None and queries and queries[0].round == self.at:
             self.server.stop()
             assert not healthy(self.server.url)
@@ -195,7 +196,7 @@ class StopsTheServer:
 
             self.restart = threading.Thread(target=restart)
             self.restart.start()
-        return self.oracle.request(queries)
+        return self.oracle.request(queries, on_answer)
 
 
 def test_a_loop_survives_the_server_going_down_and_logs_every_round(server, tmp_path, monkeypatch):

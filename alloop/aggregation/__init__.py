@@ -12,10 +12,13 @@ from alloop.aggregation.agreement import (
 )
 from alloop.aggregation.dawid_skene import DawidSkeneResult, dawid_skene
 from alloop.aggregation.majority import latest_label, majority_vote, vote_counts, votes
+from alloop.aggregation.rules import LABEL_RULES, aggregate
 
 __all__ = [
+    "LABEL_RULES",
     "Agreement",
     "DawidSkeneResult",
+    "aggregate",
     "agreement_metrics",
     "agreement_with",
     "dawid_skene",

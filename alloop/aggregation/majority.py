@@ -1,7 +1,7 @@
 """Votes from raw answers, and the simple aggregates: majority vote and latest label.
 
 Every function here takes the raw answer log — ``(item_id, annotator, label)`` triples, or
-objects with those attributes (an :class:`~oracles.base.Answer`, a stored answer) — in the order
+objects with those attributes (an :class:`~alloop.records.Answer`, a stored answer) — in the order
 the answers were given (the label store's order). Two rules turn the log into votes:
 
 - an annotator's latest answer for an item is their vote (an undo or a relabel replaces the

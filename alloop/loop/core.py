@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alloop.aggregation import aggregate
 from alloop.loop import ask as ask_stage
 from alloop.loop import select as select_stage
 from alloop.loop.commit import Committer
@@ -279,7 +280,7 @@ class ActiveLoop(Setup):
     def _close(self, open_: OpenRound, refused: list[str], quit_ok: bool = True) -> dict[str, Any] | None:
         """After the answers: labels, refit, metrics, the round marked complete and logged."""
         store, pool, round_ = self.store, self.pool, open_.round
-        pool.set_labels(store.current_labels(max_round=round_, rule=self.settings.label_rule))
+        pool.set_labels(aggregate(store.answers(max_round=round_), self.settings.label_rule))
         quit_ = quit_ok and ask_stage.quit_requested(self.oracle)
         if quit_ and round_ > 0 and not store.answers(round=round_):
             return None  # quit before answering anything: the round stays open for --resume
@@ -326,7 +327,7 @@ class ActiveLoop(Setup):
         context = {"X_val": X_val, "y_val": y_val, "X_labeled": X_l, "y_labeled": y_l,
                    "rng": rng(self.settings.seed, round_, STOP)}
         X_unl = self.pool.features(self.pool.unlabeled_indices())
-        return stop_statistics(self.settings.stop, StopInputs(model, previous_model, X_unl, context))
+        return stop_statistics(self.settings.stop, StopInputs(model, previous_model, X_unl, context, _registry_scores))
 
     # ----------------------------------------------------------------- the store's state
     def _restore(self, resume: bool) -> None:
@@ -344,7 +345,7 @@ class ActiveLoop(Setup):
             store.set_meta("run_id", self._run_id)
         done = store.completed_rounds()
         last = max(done) if done else -1
-        self.pool.set_labels(store.current_labels(max_round=last, rule=self.settings.label_rule))
+        self.pool.set_labels(aggregate(store.answers(max_round=last), self.settings.label_rule))
         self._curve = [{"round": r, "labels": d["n_labeled"], **d["metrics"]} for r, d in sorted(done.items())]
         logged = self.tracker.logged_rounds()
         for r in sorted(set(done) - logged):  # finished in the store, not in the tracker
@@ -371,3 +372,10 @@ class ActiveLoop(Setup):
             self.store.set_meta("run_id", late)
             self._run_id = late
         return self._run_id
+
+
+def _registry_scores(name: str, model: Any, X: Any, **context: Any) -> np.ndarray:
+    """A registered strategy's scores (what ``ssi-quiet`` measures)."""
+    import strategies
+
+    return strategies.get(name).score(model, X, **context)

@@ -24,7 +24,7 @@ from alloop.metrics import check_metrics, default_metric
 from alloop.models.base import Model
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, Tracker
-from oracles.base import Oracle
+from oracles.base import Oracle, check_oracle
 from strategies.base import Strategy, check_compatible
 from strategies.registry import get as get_strategy
 
@@ -135,7 +135,7 @@ class Setup:
             strategy_params = None
         self.model = model
         check_compatible(self.strategy, model)
-        self.oracle = oracle
+        self.oracle = None if oracle is None else check_oracle(oracle)
         self.task = getattr(model, "task", "classification")
         self.classes = None if classes is None else np.asarray(sorted(classes))
         if self.task == "classification" and self.classes is None:

@@ -39,8 +39,7 @@ from alloop.multiuser.regularity import select_hyperparameters, validation_hyper
 from alloop.multiuser.ssi import ssi_scores
 from alloop.store.label_store import LabelStore
 from alloop.tracking.base import NullTracker, RoundReport, Tracker
-from oracles.annotators import accepts_on_answer
-from oracles.base import Answer, AnswerSink, Oracle, Query
+from oracles.base import Answer, AnswerSink, Oracle, Query, request_answers
 
 __all__ = ["STRATEGIES", "MultiUserLoop", "MultiUserPool", "MultiUserResult", "UserRoutedOracle"]
 
@@ -496,10 +495,7 @@ class MultiUserLoop:
             return None
 
         if queries:
-            if accepts_on_answer(self.oracle):
-                answers = self.oracle.request(queries, on_answer=commit)
-            else:
-                answers = self.oracle.request(queries)
+            answers = request_answers(self.oracle, queries, on_answer=commit)
             for answer in answers:
                 if id(answer) not in committed and commit(answer) is not None:
                     raise ValueError(f"the oracle answered {answer.item_id!r}, which was not asked")

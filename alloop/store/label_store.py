@@ -34,54 +34,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from alloop.aggregation import aggregate
+from alloop.records import Answer
 from alloop.store.chain import GENESIS, ChainBrokenError, answer_hash, first_broken
 from alloop.store.connect import create_engine, parse_target, store_lock
-from alloop.store.lease import StoreLeaseError, WriterLease
+from alloop.store.lease import WriterLease
 from alloop.store.migrations import prepare
-from oracles.base import Answer
-
-_ANSWER_COLUMNS = "seq, item_id, label, kind, annotator, round, cost, created_at"
-_INSERT_ANSWER = text(
-    "INSERT INTO answers (item_id, label, kind, annotator, round, cost, created_at, hash) "
-    "VALUES (:item_id, :label, :kind, :annotator, :round, :cost, :created_at, :hash) RETURNING seq"
-)
-_LAST_HASH = text("SELECT hash FROM answers ORDER BY seq DESC LIMIT 1")
-# Holds other appends to this store (not readers) until this one commits, so an identity value
-# taken earlier is never committed later. An advisory lock keyed by the answers table's oid
-# (one per store, even with many schemas in a database) rather than LOCK TABLE: it needs no
-# privilege beyond INSERT, and does not wait on autovacuum.
-_PG_SERIALISE_APPENDS = "SELECT pg_advisory_xact_lock('answers'::regclass::oid::bigint)"
-# Requests and assignments are recorded once per key. PostgreSQL: ON CONFLICT DO NOTHING, race
-# free. SQLite: its BEFORE INSERT trigger refuses an existing key (so REPLACE cannot rewrite a
-# row), which would refuse DO NOTHING's conflict too; so skip the existing key in the statement,
-# race free as SQLite writes one transaction at a time.
-_INSERT_ONCE = {
-    ("postgresql", "requests"): text(
-        "INSERT INTO requests (round, item_id, score, requested_at) "
-        "VALUES (:round, :item_id, :score, :at) ON CONFLICT (round, item_id) DO NOTHING"),
-    ("postgresql", "assignments"): text(
-        "INSERT INTO assignments (round, item_id, annotator, assigned_at) "
-        "VALUES (:round, :item_id, :annotator, :at) "
-        "ON CONFLICT (round, item_id, annotator) DO NOTHING"),
-    ("sqlite", "requests"): text(
-        "INSERT INTO requests (round, item_id, score, requested_at) "
-        "SELECT :round, :item_id, :score, :at WHERE NOT EXISTS "
-        "(SELECT 1 FROM requests WHERE round = :round AND item_id = :item_id)"),
-    ("sqlite", "assignments"): text(
-        "INSERT INTO assignments (round, item_id, annotator, assigned_at) "
-        "SELECT :round, :item_id, :annotator, :at WHERE NOT EXISTS (SELECT 1 FROM assignments "
-        "WHERE round = :round AND item_id = :item_id AND annotator = :annotator)"),
-}
-_COMPLETE_ROUND = text(
-    "INSERT INTO rounds (round, n_labeled, metrics, completed_at) "
-    "VALUES (:round, :n_labeled, :metrics, :at)"
-)
-_SET_META = text(
-    "INSERT INTO meta (key, value) VALUES (:key, :value) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+from alloop.store.statements import (
+    ANSWER_COLUMNS,
+    COMPLETE_ROUND,
+    INSERT_ANSWER,
+    INSERT_ONCE,
+    LAST_HASH,
+    PG_SERIALISE_APPENDS,
+    SET_META,
 )
 
 
@@ -209,7 +178,7 @@ class LabelStore:
         >>> store.verify() is None
         True
         """
-        rows = self._read(f"SELECT {_ANSWER_COLUMNS}, hash FROM answers ORDER BY seq")
+        rows = self._read(f"SELECT {ANSWER_COLUMNS}, hash FROM answers ORDER BY seq")
         return first_broken(rows)
 
     def require_intact(self) -> None:
@@ -252,7 +221,7 @@ class LabelStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._lock, self._engine.begin() as conn:
-            conn.execute(_SET_META, {"key": key, "value": json.dumps(value)})
+            conn.execute(SET_META, {"key": key, "value": json.dumps(value)})
 
     # ----------------------------------------------------------------- answers
     def append(self, answer: Answer, round: int) -> int:
@@ -270,30 +239,36 @@ class LabelStore:
         # connection appends between the read and the insert.
         with self._lock, self._writer.begin() as conn:
             if self.backend == "postgresql":
-                conn.exec_driver_sql(_PG_SERIALISE_APPENDS)
+                conn.exec_driver_sql(PG_SERIALISE_APPENDS)
                 if self._lease.held:
                     self._lease.check(conn)
-            last = conn.execute(_LAST_HASH).scalar()
+            last = conn.execute(LAST_HASH).scalar()
             row["hash"] = answer_hash(last or GENESIS, row["item_id"], row["label"], row["kind"],
                                       row["annotator"], row["round"], row["cost"],
                                       row["created_at"])
-            seq = conn.execute(_INSERT_ANSWER, row).scalar_one()
+            seq = conn.execute(INSERT_ANSWER, row).scalar_one()
         return int(seq)
 
     def extend(self, answers: Iterable[Answer], round: int) -> list[int]:
         """Commit answers one by one (each its own transaction)."""
         return [self.append(a, round) for a in answers]
 
-    def answers(self, round: int | None = None, kind: str | None = None) -> list[StoredAnswer]:
-        """The log in commit order, optionally filtered by round and kind."""
+    def answers(
+        self, round: int | None = None, kind: str | None = None, max_round: int | None = None
+    ) -> list[StoredAnswer]:
+        """The log in commit order, optionally filtered by round (or rounds ≤ ``max_round``)
+        and kind."""
         where, params = [], {}
         if round is not None:
             where.append("round = :round")
             params["round"] = int(round)
+        if max_round is not None:
+            where.append("round <= :max_round")
+            params["max_round"] = int(max_round)
         if kind is not None:
             where.append("kind = :kind")
             params["kind"] = kind
-        sql = f"SELECT {_ANSWER_COLUMNS} FROM answers"
+        sql = f"SELECT {ANSWER_COLUMNS} FROM answers"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._read(sql + " ORDER BY seq", **params)
@@ -303,22 +278,12 @@ class LabelStore:
         ]
 
     def current_labels(self, max_round: int | None = None, rule: str = "latest") -> dict[str, Any]:
-        """item id → its label aggregated over the log (rounds ≤ ``max_round``).
+        """item id → its label under ``rule`` over the log (rounds ≤ ``max_round``).
 
-        ``rule`` is ``"latest"`` (each item's most recent vote; a later skip or unsure by the same
-        annotator withdraws their label), ``"majority"`` or ``"dawid-skene"`` (see
-        :mod:`alloop.aggregation`). The raw answers are never changed.
+        A convenience for readers: ``aggregate(store.answers(max_round=...), rule)``; the store
+        itself decides nothing (see :func:`alloop.aggregation.aggregate` for the rules).
         """
-        from alloop.aggregation import dawid_skene, latest_label, majority_vote
-
-        log = [a for a in self.answers() if max_round is None or a.round <= max_round]
-        if rule == "latest":
-            return latest_label(log)
-        if rule == "majority":
-            return majority_vote(log)
-        if rule == "dawid-skene":
-            return dict(dawid_skene(log).labels) if any(a.kind == "label" for a in log) else {}
-        raise ValueError(f"unknown label rule {rule!r}; expected latest, majority or dawid-skene")
+        return aggregate(self.answers(max_round=max_round), rule)
 
     def __len__(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM answers")[0][0])
@@ -333,7 +298,7 @@ class LabelStore:
                  "at": now} for i, s in zip(item_ids, scores, strict=True)]
         if rows:
             with self._lock, self._engine.begin() as conn:
-                conn.execute(_INSERT_ONCE[self.backend, "requests"], rows)
+                conn.execute(INSERT_ONCE[self.backend, "requests"], rows)
 
     def record_assignments(self, round: int, assignment: dict[str, Iterable[str]]) -> None:
         """Persist which annotators an item of a round was given to, before they are asked."""
@@ -342,7 +307,7 @@ class LabelStore:
                 for i, people in assignment.items() for a in people]
         if rows:
             with self._lock, self._engine.begin() as conn:
-                conn.execute(_INSERT_ONCE[self.backend, "assignments"], rows)
+                conn.execute(INSERT_ONCE[self.backend, "assignments"], rows)
 
     def assignments(self, round: int) -> dict[str, list[str]]:
         """item id → annotators it was assigned to in a round."""
@@ -377,7 +342,7 @@ class LabelStore:
             if conn.execute(text("SELECT 1 FROM rounds WHERE round = :r"), {"r": int(round)}).first():
                 raise ValueError(f"round {round} of label store {self.path} is already complete; "
                                  "completed rounds are history and are not rewritten")
-            conn.execute(_COMPLETE_ROUND, {"round": int(round), "n_labeled": int(n_labeled),
+            conn.execute(COMPLETE_ROUND, {"round": int(round), "n_labeled": int(n_labeled),
                                            "metrics": json.dumps(metrics), "at": time.time()})
 
     def completed_rounds(self) -> dict[int, dict[str, Any]]:
@@ -402,62 +367,3 @@ def open_store(target: str | Path) -> LabelStore:
     'sqlite'
     """
     return LabelStore(target)
-
-
-def store_exists(target: str | Path) -> bool:
-    """Whether a label store is at ``target`` (a SQLite file, or the tables in a database)."""
-    where = parse_target(target)
-    if where.backend == "sqlite":
-        path = where.url.database or ":memory:"
-        return path != ":memory:" and Path(path).is_file()
-    engine = create_engine(where)
-    try:
-        with engine.connect() as conn:
-            return inspect(conn).has_table("meta")
-    finally:
-        engine.dispose()
-
-
-def _refuse_if_written(path: str) -> None:
-    """A SQLite store whose writer lease another process holds is not removed under it."""
-    from filelock import FileLock, Timeout
-
-    if not Path(f"{path}.lock").exists():
-        return
-    lock = FileLock(f"{path}.lock", timeout=0, thread_local=False)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise StoreLeaseError(
-            f"label store {path} is being written by another process; it is not removed. Stop "
-            "that run first (or wait for it to end)."
-        ) from None
-    lock.release()
-
-
-def remove_store(target: str | Path) -> None:
-    """Delete the label store at ``target`` with all its history (absent: nothing happens).
-
-    SQLite: the file and its WAL/journal files. PostgreSQL: the ``?schema=`` schema, or without
-    one the store's tables. The append-only triggers guard answers against edits, not this.
-    """
-    where = parse_target(target)
-    if where.backend == "sqlite":
-        path = where.url.database or ":memory:"
-        if path != ":memory:":
-            _refuse_if_written(path)
-            for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    engine = create_engine(where)
-    try:
-        with engine.begin() as conn:
-            if where.schema:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{where.schema}" CASCADE')
-            else:
-                conn.exec_driver_sql(
-                    "DROP TABLE IF EXISTS answers, requests, assignments, rounds, meta")
-                conn.exec_driver_sql("DROP FUNCTION IF EXISTS answers_append_only()")  # version 2
-                conn.exec_driver_sql("DROP FUNCTION IF EXISTS alloop_append_only()")
-    finally:
-        engine.dispose()

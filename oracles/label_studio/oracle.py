@@ -16,16 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from oracles.answers import AnswerError, AnswerParser
-from oracles.base import Answer, AnswerSink, Query, check_wait_settings
-from oracles.display import QueryDisplay
+from oracles.base import Answer, AnswerSink, Query
 from oracles.instructions import label_studio_instructions, tell
+from oracles.label_studio.api import LabelStudioAPI, SdkAPI, describe, server_errors
 from oracles.label_studio.schema import (
     META_KEY,
     SCORE_KEY,
@@ -37,91 +35,12 @@ from oracles.label_studio.schema import (
     read_schema,
     task_payload,
 )
+from oracles.people import PeopleOracle, round_of
 
 log = logging.getLogger(__name__)
 
 #: first words of the description of projects alloop creates (how a restart finds its project).
 CREATED_BY = "Created by alloop"
-
-
-class LabelStudioAPI(Protocol):
-    """The few calls the oracle makes (:class:`SdkAPI` implements them with label-studio-sdk)."""
-
-    def project(self, project_id: int) -> dict[str, Any]: ...
-    def find_projects(self, title: str) -> list[dict[str, Any]]: ...
-    def create_project(self, title: str, description: str, label_config: str) -> int: ...
-    def tasks(self, project_id: int, ids: Sequence[int] | None = None) -> list[dict[str, Any]]: ...
-    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]: ...
-    def update_task(self, task_id: int, **fields: Any) -> None: ...
-    def user_name(self, user_id: int) -> str | None: ...
-
-
-class SdkAPI:
-    """:class:`LabelStudioAPI` over ``label_studio_sdk.LabelStudio`` (v2)."""
-
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
-        from label_studio_sdk import LabelStudio
-
-        self._client = LabelStudio(base_url=url, api_key=token, timeout=timeout)
-
-    def __repr__(self) -> str:
-        return "SdkAPI(...)"  # the client holds the token
-
-    def project(self, project_id: int) -> dict[str, Any]:
-        return self._client.projects.get(project_id).dict()
-
-    def find_projects(self, title: str) -> list[dict[str, Any]]:
-        return [p.dict() for p in self._client.projects.list(title=title, page_size=100)]
-
-    def create_project(self, title: str, description: str, label_config: str) -> int:
-        # Sequential sampling: annotators get tasks in import order, i.e. by query score.
-        created = self._client.projects.create(
-            title=title, description=description, label_config=label_config,
-            sampling="Sequential sampling", show_skip_button=True,
-        )
-        return int(created.id)
-
-    def tasks(self, project_id: int, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        import json
-
-        query = None
-        if ids is not None:
-            if not ids:
-                return []
-            query = json.dumps({"selectedItems": {"all": False, "included": [int(i) for i in ids]}})
-        pages = self._client.tasks.list(project=project_id, fields="all", query=query,
-                                        page_size=100)
-        return [t.dict() for t in pages]
-
-    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
-        done = self._client.projects.import_tasks(project_id, request=list(tasks),
-                                                  return_task_ids=True)
-        return [int(i) for i in done.task_ids or []]
-
-    def update_task(self, task_id: int, **fields: Any) -> None:
-        self._client.tasks.update(str(task_id), **fields)
-
-    def user_name(self, user_id: int) -> str | None:
-        user = self._client.users.get(user_id)
-        return user.email or user.username or None
-
-
-def _server_errors() -> tuple[type[BaseException], ...]:
-    import httpx
-
-    try:
-        from label_studio_sdk.core.api_error import ApiError
-    except ImportError:  # pragma: no cover - an SDK without it
-        return (httpx.HTTPError, OSError)
-    return (ApiError, httpx.HTTPError, OSError)
-
-
-def _describe(exc: BaseException) -> str:
-    """A short message for a server error (status and body only: never request headers)."""
-    status = getattr(exc, "status_code", None)
-    if status is not None:
-        return f"HTTP {status}: {str(getattr(exc, 'body', ''))[:300]}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -134,7 +53,7 @@ class _Open:
     taken: dict[str, str]
 
 
-class LabelStudioOracle:
+class LabelStudioOracle(PeopleOracle):
     """Ask people through a Label Studio project.
 
     Parameters
@@ -180,8 +99,6 @@ class LabelStudioOracle:
     LabelStudioOracle(url='http://127.0.0.1:8080', project_id=None, token_env='LS_DOCTEST_TOKEN')
     """
 
-    interactive = False
-
     def __init__(
         self,
         url: str = "http://127.0.0.1:8080",
@@ -199,7 +116,9 @@ class LabelStudioOracle:
         timeout: float | None = None,
         api: LabelStudioAPI | None = None,
     ) -> None:
-        check_wait_settings(min_share, timeout, poll_interval)
+        super().__init__(min_share=min_share, timeout=timeout, poll_interval=poll_interval,
+                         feature_names=feature_names, show_prediction=show_prediction,
+                         show_score=show_score)
         if project_id is not None and int(project_id) < 1:
             raise ValueError(f"project_id must be a positive integer; got {project_id!r}")
         self.url = str(url).rstrip("/")
@@ -221,29 +140,15 @@ class LabelStudioOracle:
         self.task = task
         self.parser = AnswerParser(classes, task)
         self.classes = None if task == "regression" else list(self.parser.classes)
-        self.show_prediction = show_prediction
-        self.show_score = show_score
-        self.display = QueryDisplay(None, feature_names, show_prediction=show_prediction,
-                                    show_score=show_score)
-        self.poll_interval = poll_interval
-        self.min_share = min_share
-        self.timeout = timeout
         self.schema: LabelSchema | None = None
         self.problems: list[str] = []
         self.deleted: list[int] = []
-        self.timed_out = False
-        self.quit_requested = False
         self._users: dict[int, str] = {}
         self._reported: set[str] = set()
-        self._stop = threading.Event()
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(url={self.url!r}, project_id={self.project_id!r}, "
                 f"token_env={self.token_env!r})")
-
-    def cancel(self) -> None:
-        """End the current wait now (safe from another thread)."""
-        self._stop.set()
 
     # ----------------------------------------------------------------- project
     def ensure_project(self, kind: str = "text") -> int:
@@ -296,7 +201,7 @@ class LabelStudioOracle:
         query score (highest first), which sequential sampling shows first.
         """
         queries = list(queries)
-        round_ = _round_of(queries)
+        round_ = round_of(queries)
         shown = [(q, self.display(q)) for q in queries]
         kind = next((d.kind for _, d in shown if d.kind != "empty"), "text")
         project = self.ensure_project(kind)
@@ -357,8 +262,8 @@ class LabelStudioOracle:
         if user not in self._users:
             try:
                 name = self.api.user_name(user)
-            except _server_errors() as exc:
-                self._report(f"cannot read Label Studio user {user} ({_describe(exc)}); "
+            except server_errors() as exc:
+                self._report(f"cannot read Label Studio user {user} ({describe(exc)}); "
                              "using its id as the annotator")
                 name = None
             self._users[user] = name or f"label-studio-user-{user}"
@@ -432,27 +337,19 @@ class LabelStudioOracle:
                 self.api.update_task(tid, meta=meta)
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Push the batch, then take annotations as they are submitted.
 
         Returns once ``min_share`` of the items still in Label Studio have an answer, at the
         timeout, or on :meth:`cancel`; unanswered items stay open there and are taken if the
         loop asks again.
         """
-        self.timed_out = False
-        self.quit_requested = False
-        self._stop.clear()
-        queries = list(queries)
-        if not queries:
-            return []
         asked = {q.item_id for q in queries}
         accepted: list[Answer] = []
         answered: set[str] = set()
         seen: set[tuple[int, str]] = set()
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        errors = _server_errors()
+        deadline = self._deadline()
+        errors = server_errors()
         try:
             open_tasks: dict[int, _Open | None] = dict.fromkeys(self.push(queries))
             pending = {q.item_id for q in queries}  # items whose tasks were not read yet
@@ -461,19 +358,12 @@ class LabelStudioOracle:
                     self.pull(open_tasks, asked, on_answer, accepted, answered, seen)
                 except errors as exc:  # a restart or a hiccup: try again next poll
                     self._report(f"Label Studio at {self.url} did not answer a poll "
-                                 f"({_describe(exc)}); retrying")
+                                 f"({describe(exc)}); retrying")
                 if all(state is not None for state in open_tasks.values()):
                     pending = set()
                 live = {s.item_id for s in open_tasks.values() if s is not None} | answered | pending
-                need = math.ceil(self.min_share * len(live & asked) - 1e-9)
-                if len(answered) >= need:
+                if len(answered) >= self.needed(len(live & asked)) or not self._wait_poll(deadline):
                     break
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if (remaining is not None and remaining <= 0) or self._stop.is_set():
-                    self.timed_out = True
-                    break
-                wait = self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-                self._stop.wait(max(wait, 0.0))
         except KeyboardInterrupt:
             self.quit_requested = True
         return accepted
@@ -485,10 +375,3 @@ def _as_choice(value: Any, parser: AnswerParser) -> Any:
         return parser.parse_value(value).label
     except AnswerError:
         return None
-
-
-def _round_of(queries: Sequence[Query]) -> int:
-    rounds = {q.round for q in queries}
-    if len(rounds) > 1:
-        raise ValueError(f"one request must hold one round's queries; got rounds {sorted(rounds)}")
-    return next(iter(rounds)) if rounds else 0

@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 
 from oracles.web import page
 from oracles.web.board import Board, Refusal, View
+from oracles.web.bodies import ANSWER_FORM, ANSWER_JSON, CSRF_FORM, LOGIN_FORM, UNDO_JSON
 from oracles.web.guards import BodyLimit, FailureBudget, Sessions
 from oracles.web.tokens import TokenStore
 
@@ -57,24 +58,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def _body(kind: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    """An OpenAPI request body (the routes read bodies themselves, to give people's messages)."""
-    return {"requestBody": {"required": True, "content": {kind: {"schema": {
-        "type": "object", "properties": properties, "required": required}}}}}
-
-
-_FORM = "application/x-www-form-urlencoded"
-_TEXT = {"type": "string"}
-_ANY = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
-ANSWER_JSON = _body("application/json", {"item_id": _TEXT, "label": _ANY, "batch": _TEXT},
-                    ["item_id", "label"])
-UNDO_JSON = _body("application/json", {"batch": _TEXT}, [])
-LOGIN_FORM = _body(_FORM, {"token": _TEXT}, ["token"])
-ANSWER_FORM = _body(_FORM, {"csrf": _TEXT, "batch": _TEXT, "item_id": _TEXT, "answer": _TEXT},
-                    ["item_id", "answer"])
-CSRF_FORM = _body(_FORM, {"csrf": _TEXT, "batch": _TEXT}, [])
 
 
 def csrf_token(secret: str) -> str:

@@ -17,22 +17,22 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from oracles.annotators import POLICIES, AssignmentPolicy, _check_k, annotator_id
+from oracles.annotators import AssignmentPolicy, Dealer, annotator_id
 from oracles.answers import AnswerParser
-from oracles.base import Answer, AnswerSink, Query, check_wait_settings
-from oracles.display import QueryDisplay
+from oracles.base import Answer, AnswerSink, Assignment, AssignmentSink, Query
 from oracles.instructions import tell, web_instructions
+from oracles.people import PeopleOracle, check_wait_settings
 from oracles.web.board import Board
 from oracles.web.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
 
-class WebOracle:
+class WebOracle(PeopleOracle):
     """Ask a team of annotators through a web page.
 
     Parameters
@@ -68,9 +68,6 @@ class WebOracle:
     ----------
     url : str or None
         The page's address once the server runs.
-    on_assign : callable or None
-        Called with each batch's assignment (item → annotators) before it is shown; the loop
-        sets it to persist assignments in the label store.
     timed_out, quit_requested : bool
         Whether the last request ended by its timeout (or :meth:`cancel`), or by Ctrl-C.
 
@@ -86,8 +83,6 @@ class WebOracle:
     []
     >>> oracle.close()
     """
-
-    interactive = False
 
     def __init__(
         self,
@@ -114,34 +109,25 @@ class WebOracle:
             raise ValueError("WebOracle needs at least one annotator id, e.g. ['ann', 'bob']")
         if len(set(ids)) != len(ids):
             raise ValueError(f"annotator ids must be distinct; got {ids!r}")
-        _check_k(ids, k)
-        check_wait_settings(min_share, timeout)
+        self.dealer = Dealer(ids, k, policy, seed)
+        check_wait_settings(min_share, timeout)  # before the temporary image folder is made
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535 (0: any free port); got {port!r}")
-        if isinstance(policy, str):
-            if policy not in POLICIES:
-                raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(POLICIES)}")
-            policy = POLICIES[policy](seed=seed)
         self.annotators = ids
         self.tokens = TokenStore(tokens)
         self.host, self.port = host, int(port)
-        self.k = int(k)
-        self.policy = policy
-        self.min_share, self.timeout = min_share, timeout
+        self.k, self.policy = self.dealer.k, self.dealer.policy
         self.announce = announce
         self._own_images = image_dir is None
         self.image_dir = Path(tempfile.mkdtemp(prefix="alloop-web-")) if image_dir is None \
             else Path(image_dir)
-        display = QueryDisplay(self.image_dir, feature_names, show_prediction=show_prediction,
-                               show_score=show_score)
-        self.board = Board(ids, AnswerParser(classes, task), display)
-        self.on_assign: Callable[[dict[str, tuple[str, ...]]], None] | None = None
-        self._kept: dict[str, tuple[str, ...]] = {}
+        super().__init__(min_share=min_share, timeout=timeout, image_dir=self.image_dir,
+                         feature_names=feature_names, show_prediction=show_prediction,
+                         show_score=show_score)
+        self.board = Board(ids, AnswerParser(classes, task), self.display)
+        self._assignment_sink: AssignmentSink | None = None
         self.assignment: dict[str, tuple[str, ...]] = {}
         self.url: str | None = None
-        self.timed_out = False
-        self.quit_requested = False
-        self._stop = threading.Event()
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -224,39 +210,27 @@ class WebOracle:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def cancel(self) -> None:
-        """End the current wait now (safe from another thread)."""
-        self._stop.set()
+    def set_assignment_sink(self, sink: AssignmentSink | None) -> None:
+        """Call ``sink`` with each batch's assignment (item → annotators) before it is shown
+        (the loop persists assignments in the label store)."""
+        self._assignment_sink = sink
 
-    def keep_assignment(self, assignment: dict[str, Sequence[str]]) -> None:
+    def keep_assignment(self, pending: Assignment) -> None:
         """Give the next batch's items named here to exactly these annotators (a resumed round
         asks only the assignments that have no answer yet)."""
-        self._kept = {str(i): tuple(people) for i, people in assignment.items()}
+        self.dealer.keep(pending)
 
     # ----------------------------------------------------------------- asking
-    def request(
-        self, queries: Sequence[Query], on_answer: AnswerSink | None = None
-    ) -> list[Answer]:
+    def _ask_people(self, queries: list[Query], on_answer: AnswerSink | None) -> list[Answer]:
         """Show the batch on the page and wait for its answers (see the class notes)."""
-        self.timed_out = False
-        self.quit_requested = False
-        self._stop.clear()
-        queries = list(queries)
-        if not queries:
-            return []
         self.start()
         round_ = queries[0].round
-        kept, self._kept = self._kept, {}  # a resumed round: the assignments still unanswered
-        self.assignment = {
-            **self.policy.assign([q.item_id for q in queries if q.item_id not in kept],
-                                 self.annotators, self.k, round_),
-            **{q.item_id: kept[q.item_id] for q in queries if q.item_id in kept},
-        }
-        if self.on_assign is not None:
-            self.on_assign(dict(self.assignment))
+        self.assignment = self.dealer.deal(queries)  # a resumed round: its kept assignment
+        if self._assignment_sink is not None:
+            self._assignment_sink(dict(self.assignment))
         batch = self.board.open(queries, self.assignment, on_answer, self.min_share)
         log.info("round %d: %d items on the annotation page %s", round_, len(queries), self.url)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        deadline = self._deadline()
         try:
             done = self.board.wait(batch, deadline, self._stop)
             self.timed_out = not done

@@ -66,13 +66,10 @@ def _item(view: View, batch: str) -> str:
         content = f"<table class=\"features\"><tbody>{rows}</tbody></table>"
     else:
         content = "<p class=\"hint\">(this item has nothing to show)</p>"
-    facts = []
-    if d.prediction is not None:
-        facts.append(f"<li>model predicts <strong>{e(d.prediction)}</strong></li>")
-    if d.score is not None:
-        facts.append(f"<li>query score {e(f'{d.score:.4g}')}</li>")
-    if d.proposed is not None:
-        facts.append(f"<li>proposed label <strong>{e(d.proposed)}</strong> (a relabel check)</li>")
+    words = {"prediction": "<li>model predicts <strong>{}</strong></li>",
+             "score": "<li>query score {}</li>",
+             "proposed": "<li>proposed label <strong>{}</strong> (a relabel check)</li>"}
+    facts = [words[name].format(e(text)) for name, text in d.facts()]
     facts_html = f"<ul class=\"facts\">{''.join(facts)}</ul>" if facts else ""
     return (f"<section class=\"item\" id=\"item\" data-item-id=\"{e(d.item_id)}\">"
             f"<h2>item <code>{e(d.item_id)}</code></h2>{content}{facts_html}</section>")
