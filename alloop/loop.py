@@ -230,6 +230,8 @@ class ActiveLoop:
         run_name: str | None = None,
         params: dict[str, Any] | None = None,
         metrics: Sequence[str] | None = None,
+        round_report: Callable[[Any, Pool], tuple[dict[str, float], dict[str, pd.DataFrame]]]
+        | None = None,  # H2 hook: extra per-round metrics and tables (multi-user per-user)
     ) -> None:
         self.pool = pool
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -299,6 +301,7 @@ class ActiveLoop:
         self.progress = progress
         self.run_name = run_name or f"{self.strategy.name}-seed{self.seed}"
         self.params = params or {}
+        self.round_report = round_report  # H2 hook
         # unknown names and probability metrics on a model without probabilities fail here
         self.metrics = check_metrics(metrics, model)
         headline = default_metric(self.task)
@@ -364,7 +367,7 @@ class ActiveLoop:
                 from alloop.regularity.auto import fit_selected
 
                 final = fit_selected(self.model, model, s, X, y, **kwargs)  # same s (or e^s σ²)
-                self._s = float(getattr(final, "s", s))
+                self._s = getattr(final, "s", s)  # H2 hook: s may be a vector (s0, s1)
                 return final
         if self._s is not None and hasattr(self.model, "with_s"):
             return self.model.with_s(self._s).clone().fit(X, y, **kwargs)
@@ -457,7 +460,8 @@ class ActiveLoop:
             "ids": hashlib.sha1("\0".join(self.pool.ids.tolist()).encode()).hexdigest(),
             "model": repr(self.model),
             "batch_size": self.batch_size,
-            "batch_rule": self.batch_rule,
+            "batch_rule": self.batch_rule if isinstance(self.batch_rule, str)
+            else repr(self.batch_rule),  # H2 hook: a rule object (alloop.multiuser.UserQuota)
         }
         stored = store.get_meta("fingerprint")
         if resume and stored is not None and stored != fingerprint:
@@ -479,7 +483,9 @@ class ActiveLoop:
         if last >= 0:
             # Rebuild the last finished round's model exactly as that round ended: at its stored
             # s, without searching s again (a search warm-started elsewhere lands 1e-13 away).
-            self._s = curve[-1].get("s", self._s)
+            from alloop.models.s_vector import s_from_metrics  # H2 hook: a vector s
+
+            self._s = s_from_metrics(curve[-1], self._s)
             model = self._fit(search=False)
         previous = model.predict(self._eval_features()) if model is not None else None
 
@@ -769,7 +775,13 @@ class ActiveLoop:
         if previous is not None:
             metrics["changed"] = _changed_share(np.asarray(current), np.asarray(previous), self.task)
         if getattr(model, "s", None) is not None:
-            metrics["s"] = float(model.s)
+            from alloop.models.s_vector import s_metrics  # H2 hook: a vector s logs s0, s1
+
+            metrics.update(s_metrics(model.s))
+        tables: dict[str, pd.DataFrame] = {}
+        if self.round_report is not None:  # H2 hook: per-user metrics and tables
+            more, tables = self.round_report(model, pool)
+            metrics.update(more)
         if self.stop_rules:
             metrics.update(self._stop_statistics(round_, model, previous_model))
         metrics.update(timing)
@@ -786,5 +798,6 @@ class ActiveLoop:
             metrics.update(agreement_metrics(everything, dict(zip(pool.ids[pool.labeled],
                                                                   pool.labels[pool.labeled]))))
         store.complete_round(round_, n_labeled, metrics)
-        self.tracker.log_round(RoundReport(round_, n_labeled, metrics, self._queries_frame(round_)))
+        self.tracker.log_round(RoundReport(round_, n_labeled, metrics, self._queries_frame(round_),
+                                           tables=tables))  # H2 hook: tables
         return {"round": round_, "labels": n_labeled, **metrics}, model, current

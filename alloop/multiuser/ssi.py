@@ -44,8 +44,8 @@ import torch
 
 from alloop.models import likelihoods as lk
 from alloop.models.tensors import DTYPE
-from alloop.multiuser.model import (
-    HierarchicalGLM,
+from alloop.multiuser.model import HierarchicalGLM
+from alloop.multiuser.outputs import (
     per_user_loss_gradients,
     per_user_outputs,
     per_user_outputs_many,
@@ -393,7 +393,7 @@ def ssi_scores(
     >>> from alloop.multiuser import HierarchicalGLM, select_hyperparameters
     >>> rng = np.random.default_rng(7); X = rng.normal(size=(60, 2)); u = np.arange(60) % 3
     >>> W = 0.5 * rng.normal(size=(3, 2)); y = (X * W[u]).sum(1) + rng.normal(size=60)
-    >>> model = HierarchicalGLM().fit(X[:40], y[:40], u[:40], n_users=4)
+    >>> model = HierarchicalGLM().fit_users(X[:40], y[:40], u[:40], n_users=4)
     >>> val = (X[40:], y[40:], u[40:])
     >>> fitted, info = select_hyperparameters(model, *val)  # s* first: SSI is ds*/dε
     >>> scores = ssi_scores(fitted, X[:4], [0, 1, 2, 3], *val)  # user 3 has no labels

@@ -59,7 +59,7 @@ from alloop.multiuser import (  # noqa: E402
     select_hyperparameters,
     sld_scores,
 )
-from alloop.multiuser.model import per_user_loss_gradients, per_user_loss_hessians  # noqa: E402
+from alloop.multiuser.outputs import per_user_loss_gradients, per_user_loss_hessians  # noqa: E402
 from alloop.multiuser.schur import batched_cholesky  # noqa: E402
 from alloop.regularity import scores as single_scores  # noqa: E402
 from alloop.regularity import select_regularity  # noqa: E402
