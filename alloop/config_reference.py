@@ -32,7 +32,7 @@ NOTES = {
     "data.test_size": "held-out test split for the learning curve",
     "data.validation_size": "validation split (SSI, influence, automatic regularity)",
     "model": "the model refitted each round",
-    "model.kind": "logistic (binary or softmax) | linear (ridge) | mlp | sklearn",
+    "model.kind": "logistic (binary or softmax) | linear (ridge) | mlp | sklearn | hierarchical",
     "model.hidden": "mlp: hidden layer widths",
     "model.epochs": "mlp: training epochs per fit",
     "model.lr": "mlp: learning rate",
