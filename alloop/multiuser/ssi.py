@@ -286,7 +286,7 @@ def _floored(model, raw, idx, bounds, floor, n_val) -> np.ndarray:
     )
     warnings.warn(
         f"multi-user SSI: {reason}, so s is not an interior minimum of the validation loss; "
-        "using eigenvalues max(|λ|, floor). Widen the search box (MultiUserLoop(bounds=...), "
+        "using eigenvalues max(|λ|, floor). Widen the search box (HierarchicalRegularity(bounds=...), "
         "bounds= of the SSI scores) or check the validation split.",
         RuntimeWarning,
         stacklevel=3,
