@@ -65,9 +65,6 @@ class SLDOptions(StrategyOptions):
     tangent_method: Literal["exact", "cg", "lissa", "sgdf"] = "exact"
     damping: float = Field(0.0, ge=0.0, strict=True)
     batch_size: int = Field(BATCH_SIZE, gt=0, strict=True, description="rows per JVP batch")
-    hyperparameters: tuple[Literal["s0", "s1"], ...] | Literal["s0", "s1"] | None = Field(
-        None, description="a model with a vector s (hierarchical): the entries scored (all)"
-    )
 
 
 class STIOptions(SLDOptions):
@@ -119,14 +116,6 @@ def _own_scores(name: str, model: Any) -> bool:
     from alloop.models.capabilities import scores_itself
 
     return scores_itself(model, name)
-
-
-def _one_s(name: str, hyperparameters: Any) -> None:
-    if hyperparameters is not None:
-        raise ValueError(
-            f"{name}: hyperparameters={hyperparameters!r} names entries of a vector s (s0, s1 of "
-            "a hierarchical model); this model has one s: leave hyperparameters unset"
-        )
 
 
 def _not_row_wise(name: str, model: Any) -> None:
@@ -213,7 +202,6 @@ def sld_strategy(
     tangent_method: str = "exact",
     damping: float = 0.0,
     batch_size: int = BATCH_SIZE,
-    hyperparameters: Any = None,
     **_: Any,
 ) -> np.ndarray:
     from alloop.regularity.scores import sld_scores
@@ -221,9 +209,8 @@ def sld_strategy(
     if _own_scores("sld", model):
         return model.regularity_scores(
             "sld", X_pool, variant=variant, y_pool=y_pool, tangent_method=tangent_method,
-            damping=damping, batch_size=batch_size, hyperparameters=hyperparameters,
+            damping=damping, batch_size=batch_size,
         )
-    _one_s("sld", hyperparameters)
     y = _pool_labels("sld", variant, y_pool)
     if y is not None:
         return sld_scores(
@@ -286,7 +273,6 @@ def sti_strategy(
     damping: float = 0.0,
     solve_options: dict[str, Any] | None = None,
     batch_size: int = BATCH_SIZE,
-    hyperparameters: Any = None,
     **_: Any,
 ) -> np.ndarray:
     from alloop.regularity.scores import sti_scores
@@ -295,9 +281,8 @@ def sti_strategy(
         return model.regularity_scores(
             "sti", X_pool, variant=variant, y_pool=y_pool, tangent_method=tangent_method,
             solve_method=solve_method, damping=damping, solve_options=solve_options,
-            batch_size=batch_size, hyperparameters=hyperparameters,
+            batch_size=batch_size,
         )
-    _one_s("sti", hyperparameters)
     y = _pool_labels("sti", variant, y_pool)
     options = dict(
         tangent_method=tangent_method, solve_method=solve_method, damping=damping,
@@ -387,7 +372,6 @@ def ssi_strategy(
     curvature_floor: float | None = None,
     third_order: bool = True,
     curvature_method: str = "exact",
-    hyperparameters: Any = None,
     **_: Any,
 ) -> np.ndarray:
     from alloop.regularity.scores import ssi_scores
@@ -399,9 +383,8 @@ def ssi_strategy(
             tangent_method=tangent_method, solve_method=solve_method, damping=damping,
             solve_options=solve_options, batch_size=batch_size, fd_step=fd_step,
             s_bounds=s_bounds, curvature_floor=curvature_floor, third_order=third_order,
-            curvature_method=curvature_method, hyperparameters=hyperparameters,
+            curvature_method=curvature_method,
         )
-    _one_s("ssi", hyperparameters)
     y = _pool_labels("ssi", variant, y_pool)
     options = dict(
         tangent_method=tangent_method, solve_method=solve_method, damping=damping,

@@ -66,11 +66,11 @@ def make_loop(pool, oracle, store, val, test, tracker=None, strategy="sld", quot
               rounds=5, hyperparameters=None):
     initial = [pool.ids[np.flatnonzero(pool.users == u)[0]] for u in range(N_USERS - 2)]
     regularity = HierarchicalRegularity()
-    params = {} if hyperparameters is None else {"hyperparameters": hyperparameters}
+    kw = {} if hyperparameters is None else {"hyperparameters": hyperparameters}
     return ActiveLoop(
-        pool, HierarchicalGLM("gaussian", n_users=N_USERS), strategy, oracle,
+        pool, HierarchicalGLM("gaussian", n_users=N_USERS, **kw), strategy, oracle,
         X_test=test[0], y_test=test[1], X_val=val[0], y_val=val[1], initial=initial,
-        batch_size=6, max_rounds=rounds - 1, strategy_params=params,
+        batch_size=6, max_rounds=rounds - 1,
         batch_rule=None if quota is None else UserQuota(quota), regularity=regularity,
         round_report=UserReport(*test, *val, regularity=regularity), store=store,
         tracker=tracker, seed=1, run_name="mu", progress=False,

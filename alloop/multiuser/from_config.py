@@ -7,8 +7,8 @@
   (ids ``"<user>/<item>"``) and are not features; the split is the usual seeded test /
   validation split of rows, and the training rows are the :class:`~alloop.multiuser.PairPool`;
 * the model is :class:`~alloop.multiuser.HierarchicalGLM` over every user of the data set
-  (``model.params``: ``s0``, ``s1``, ``sigma2``, ``tol``, ``max_iter``, and ``bounds``, the
-  (s_0, s_1) search box); its likelihood follows the task;
+  (``model.params``: ``s0``, ``s1``, ``sigma2``, ``tol``, ``max_iter``, ``hyperparameters``
+  — the entries of s that sld/sti/ssi score — and ``bounds``, the (s_0, s_1) search box); its likelihood follows the task;
 * (s_0, s_1) are chosen each round on the validation split
   (:class:`~alloop.multiuser.HierarchicalRegularity`) unless ``model.auto_regularity: false``;
 * each round logs the per-user table ``users.csv`` and its aggregates
@@ -29,7 +29,7 @@ from alloop.multiuser.pool import PairPool, UserQuota, pair_rows
 __all__ = ["build_multiuser_loop", "prepare_pairs"]
 
 #: model.params a hierarchical model takes (``bounds`` goes to the (s_0, s_1) search)
-PARAMS = ("s0", "s1", "sigma2", "tol", "max_iter", "bounds")
+PARAMS = ("s0", "s1", "sigma2", "tol", "max_iter", "hyperparameters", "bounds")
 
 
 def _name(value: Any) -> str:

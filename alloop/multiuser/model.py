@@ -71,6 +71,9 @@ class HierarchicalGLM:
     n_users : int, optional
         U, the number of users, for :meth:`fit` on pair rows (users without labels yet still
         get a θ_u = θ_0). Default: ``max(users) + 1`` of the data.
+    hyperparameters : "s0", "s1" or both (default)
+        The entries of s the ``sld``/``sti``/``ssi`` strategies score (e.g. "s1": SSI measures
+        the influence on the selected s_1 alone).
 
     Attributes
     ----------
@@ -117,6 +120,7 @@ class HierarchicalGLM:
         max_iter: int = 100,
         warm_start: bool = True,
         n_users: int | None = None,
+        hyperparameters: str | tuple[str, ...] = ("s0", "s1"),
     ) -> None:
         if likelihood not in lk.LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
@@ -133,6 +137,10 @@ class HierarchicalGLM:
         if n_users is not None and not (isinstance(n_users, int | np.integer) and n_users >= 1):
             raise ValueError(f"n_users must be a positive integer; got {n_users!r}")
         self.n_users = None if n_users is None else int(n_users)
+        names = (hyperparameters,) if isinstance(hyperparameters, str) else tuple(hyperparameters)
+        if not names or set(names) - {"s0", "s1"}:
+            raise ValueError(f"hyperparameters must be 's0', 's1' or both; got {hyperparameters!r}")
+        self.hyperparameters = names
         self.theta0_: torch.Tensor | None = None
         self.thetas_: torch.Tensor | None = None
         self.classes_: np.ndarray | None = None
@@ -220,6 +228,7 @@ class HierarchicalGLM:
             self.likelihood, self.s0, self.s1, fit_intercept=self.fit_intercept,
             sigma2=self.sigma2, tol=self.tol, max_iter=self.max_iter,
             warm_start=self.warm_start, n_users=self.n_users,
+            hyperparameters=self.hyperparameters,
         )
 
     def refit(self, s0: float, s1: float) -> HierarchicalGLM:
@@ -510,10 +519,13 @@ class HierarchicalGLM:
     ) -> np.ndarray:
         """SLD, STI or SSI of pair rows: the ``sld``/``sti``/``ssi`` strategies on this model.
 
-        ``options``: ``hyperparameters`` ("s0", "s1" or both, default both), ``batch_size``;
-        SSI also ``s_bounds`` (one (lo, hi) for both, or one per hyperparameter) and the
+        The entries of s scored are the model's ``hyperparameters``. ``options``:
+        ``batch_size``; SSI also ``s_bounds`` (one (lo, hi) for both, or one per hyperparameter) and the
         options of :func:`alloop.multiuser.ssi.ssi_scores`.
         """
         from alloop.multiuser.scoring import regularity_scores
 
-        return regularity_scores(self, name, X, X_val=X_val, y_val=y_val, **options)
+        return regularity_scores(
+            self, name, X, X_val=X_val, y_val=y_val, hyperparameters=self.hyperparameters,
+            **options,
+        )

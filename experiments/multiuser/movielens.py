@@ -105,9 +105,9 @@ def run_loop(
     test = pair_rows(data.X[split.test], data.users[split.test]), data.y[split.test]
     bounds = ((-10.0, 12.0), (-10.0, 12.0))
     name_of_strategy = strategy.removesuffix("-quota").removesuffix("-s1")
-    options: dict[str, Any] = {"hyperparameters": "s1"} if "-s1" in strategy else {}
+    options: dict[str, Any] = {}
     if name_of_strategy == "ssi":
-        options["s_bounds"] = bounds
+        options["s_bounds"] = (-10.0, 12.0)  # the same box for s_0 and s_1
     regularity = HierarchicalRegularity(bounds=bounds)
     # Every answer is its own durable commit (fsync): a memory-backed folder keeps 164 answers
     # a round from costing a second of disk syncs.
@@ -116,7 +116,10 @@ def run_loop(
         folder = Path(args.store_dir) if args.store_dir else Path(tmp)
         store = LabelStore(folder / f"{name}.sqlite")
         loop = ActiveLoop(
-            pool, HierarchicalGLM("gaussian", n_users=U), name_of_strategy,
+            pool,
+            HierarchicalGLM("gaussian", n_users=U,
+                            hyperparameters="s1" if "-s1" in strategy else ("s0", "s1")),
+            name_of_strategy,
             SimulatedOracle(truth, annotator="movielens"),
             X_test=test[0], y_test=test[1], X_val=val[0], y_val=val[1], initial=initial,
             batch_size=batch, max_rounds=n_rounds - 1, strategy_params=options,
