@@ -118,7 +118,7 @@ def time_heads(n_users: int, args: argparse.Namespace, likelihood: str) -> dict[
     for repeat in range(args.repeats + 1):
         model = HierarchicalHeads(likelihood, hidden=(16,), epochs=1, batch_size=batch)
         t0 = time.perf_counter()
-        model.fit(X[pick], y[pick], users[pick], n_users=n_users)
+        model.fit_users(X[pick], y[pick], users[pick], n_users=n_users)
         if repeat:
             times.append((time.perf_counter() - t0) / steps)
     active = int(np.unique(users[pick]).size)

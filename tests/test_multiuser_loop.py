@@ -180,3 +180,24 @@ def test_refuses_a_used_store_without_resume(tmp_path):
     make_loop(pool, SimulatedOracle(truth), store, val, test, strategy="random", rounds=1).run()
     with pytest.raises(StoreNotEmptyError, match="--resume"):
         make_loop(pool, SimulatedOracle(truth), store, val, test, strategy="random").run()
+
+
+def test_torch_heads_run_in_the_loop_with_sld(tmp_path):
+    """HierarchicalHeads is a model of the loop too: pair rows in, SLD by its SGDF tangents."""
+    from alloop.multiuser import HierarchicalHeads
+
+    pool, truth, val, test = world(3)
+    store = LabelStore(tmp_path / "h.sqlite")
+    model = HierarchicalHeads("gaussian", 0.0, 0.5, hidden=(4,), epochs=3, n_users=N_USERS)
+    assert model.with_s([0.1, 0.2]).s.tolist() == [0.1, 0.2]
+    result = ActiveLoop(
+        pool, model, "sld", SimulatedOracle(truth), X_test=test[0], y_test=test[1],
+        initial=8, batch_size=4, max_rounds=2, batch_rule=UserQuota(1),
+        round_report=UserReport(*test), store=store, seed=0, progress=False,
+    ).run()
+    assert result.curve["labels"].tolist() == [8, 12, 16]
+    assert np.isfinite(result.curve["rmse_mean_users"]).all()
+    assert all(score >= 0 for _, score in store.requests(1))
+    for r in (1, 2):
+        users = pool.users[pool.index_of([i for i, _ in store.requests(r)])]
+        assert len(set(users.tolist())) == len(users) == 4
