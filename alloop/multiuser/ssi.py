@@ -1,5 +1,7 @@
 """Multi-user SSI: the influence of a (user, item) candidate on the (s_0, s_1) validation selects.
 
+(Over 400 lines: the SSI directions and the scores that share their per-fit tensors.)
+
 With s = (s_0, s_1) (or the subset chosen) fitted at s* = argmin V, V(s) = Σ_{j∈Val} ℓ(z_j;
 θ*_{u_j}(s)), up-weighting a candidate z = (x, y) of user u by ε (F ← F + ε ℓ(z; θ_u)) moves the
 selected hyperparameters by the implicit function theorem on ∇_s V(s*) = 0:
