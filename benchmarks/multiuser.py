@@ -66,7 +66,7 @@ def time_one(n_users: int, args: argparse.Namespace, likelihood: str) -> dict[st
     for repeat in range(args.repeats + 1):
         model = HierarchicalGLM(likelihood, s0=0.0, s1=0.0)
         t0 = time.perf_counter()
-        model.fit(X, y, users, n_users=n_users)
+        model.fit_users(X, y, users, n_users=n_users)
         t1 = time.perf_counter()
         model.tangents()
         t2 = time.perf_counter()
@@ -87,7 +87,7 @@ def time_ssi(n_users: int, args: argparse.Namespace, likelihood: str) -> dict[st
     train, val, cand = first < args.per_user, first >= per - 3, (first >= args.per_user) & (
         first < per - 3
     )
-    model = HierarchicalGLM(likelihood, s0=0.0, s1=0.0).fit(
+    model = HierarchicalGLM(likelihood, s0=0.0, s1=0.0).fit_users(
         X[train], y[train], users[train], n_users=n_users
     )
     model.tangents()
@@ -118,7 +118,7 @@ def time_heads(n_users: int, args: argparse.Namespace, likelihood: str) -> dict[
     for repeat in range(args.repeats + 1):
         model = HierarchicalHeads(likelihood, hidden=(16,), epochs=1, batch_size=batch)
         t0 = time.perf_counter()
-        model.fit(X[pick], y[pick], users[pick], n_users=n_users)
+        model.fit_users(X[pick], y[pick], users[pick], n_users=n_users)
         if repeat:
             times.append((time.perf_counter() - t0) / steps)
     active = int(np.unique(users[pick]).size)

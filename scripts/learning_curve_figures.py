@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from alloop import ActiveLoop, Pool
+from alloop import ActiveLoop, LoopSettings, Pool
 from alloop.compare.figures import plot_comparison
 from alloop.models import SoftmaxGLM
 from oracles import SimulatedOracle
@@ -34,9 +34,10 @@ def curves(seeds: int = 8) -> pd.DataFrame:
         for name in STRATEGIES:
             pool = Pool(X_pool)
             oracle = SimulatedOracle(dict(zip(pool.ids, y_pool)))
-            loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), name, oracle, X_test=X_test,
-                              y_test=y_test, classes=range(10), initial=20, batch_size=10,
-                              max_rounds=12, seed=seed, progress=False)
+            settings = LoopSettings(initial=20, batch_size=10, rounds=12, seed=seed,
+                                    progress=False)
+            loop = ActiveLoop(pool, SoftmaxGLM(s=0.0), name, oracle, settings, X_test=X_test,
+                              y_test=y_test, classes=range(10))
             curve = loop.run().curve
             rows.append(curve[["labels", "accuracy"]].assign(strategy=name, seed=seed))
     return pd.concat(rows, ignore_index=True)

@@ -252,7 +252,12 @@ def check_compatible(strategy: Strategy, model: Any) -> None:
         raise ValueError(f"strategy {strategy.name!r} is for regression models; got a {task} model")
     if "proba" in strategy.needs and not hasattr(model, "predict_proba"):
         raise ValueError(f"strategy {strategy.name!r} needs predict_proba; {model!r} has none")
-    if "gradients" in strategy.needs and not isinstance(model, DifferentiableModel):
+    from alloop.models.capabilities import scores_itself
+
+    if (
+        "gradients" in strategy.needs and not isinstance(model, DifferentiableModel)
+        and not scores_itself(model, strategy.name)  # e.g. the hierarchical model's sld/sti/ssi
+    ):
         raise NotDifferentiableError(
             f"strategy {strategy.name!r} needs gradients of a differentiable model; "
             f"{type(getattr(model, 'estimator', model)).__name__} is not one. Supported: alloop's "

@@ -101,14 +101,15 @@ class Portfolio:
     Examples
     --------
     >>> from sklearn.datasets import load_iris
-    >>> from alloop import ActiveLoop, Pool
+    >>> from alloop import ActiveLoop, LoopSettings, Pool
     >>> from alloop.models import SoftmaxGLM
     >>> from oracles import SimulatedOracle
     >>> X, y = load_iris(return_X_y=True)
     >>> pool = Pool(X)
     >>> portfolio = Portfolio(["margin", "random"])
+    >>> settings = LoopSettings(initial=9, batch_size=3, rounds=2, progress=False)
     >>> loop = ActiveLoop(pool, SoftmaxGLM(), portfolio.strategy(), SimulatedOracle(dict(zip(pool.ids, y))),
-    ...                   classes=[0, 1, 2], initial=9, batch_size=3, max_rounds=2, progress=False)
+    ...                   settings, classes=[0, 1, 2])
     >>> sorted(c for c in loop.run().curve.columns if c.startswith("portfolio"))
     ['portfolio_arm', 'portfolio_p_margin', 'portfolio_p_random']
     """

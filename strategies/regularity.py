@@ -1,5 +1,7 @@
 """Regularity-tangent query strategies: SLD, STI and SSI (docs/math.md §4).
 
+(Over 400 lines: three strategies sharing their options, row-wise states and vector-s dispatch.)
+
 * ``sld`` — squared loss derivative E_y[(g·θ̇)²]: how much labelling x would change the
   complexity term e^s·C(θ*).
 * ``sti`` — squared tangent influence E_y[(q·g)²], q = H⁻¹θ̂: how far labelling x would move
@@ -109,6 +111,21 @@ def _unlabeled_only(name: str, variant: str, y_pool: Any) -> None:
         )
 
 
+def _own_scores(name: str, model: Any) -> bool:
+    """Whether the model scores ``name`` itself (a vector s, e.g. the hierarchical model)."""
+    from alloop.models.capabilities import scores_itself
+
+    return scores_itself(model, name)
+
+
+def _not_row_wise(name: str, model: Any) -> None:
+    if _own_scores(name, model):
+        raise NotRowWise(
+            f"{name}: {type(model).__name__} scores candidates with its own tangents, not by "
+            "rows of a per-round state; score it in-process"
+        )
+
+
 # --------------------------------------------------------------------------- row-wise states
 @dataclass(frozen=True)
 class DirectionState:
@@ -162,6 +179,7 @@ def sld_prepare(
     from alloop.regularity.batched import checked_tangent
     from alloop.regularity.hypergradient import check_differentiable
     check_compatible(get("sld"), model)
+    _not_row_wise("sld", model)
     _unlabeled_only("sld", variant, y_pool)
     model = check_differentiable(model, "SLD")
     return DirectionState(model, checked_tangent(model, tangent_method, damping), batch_size)
@@ -188,6 +206,11 @@ def sld_strategy(
 ) -> np.ndarray:
     from alloop.regularity.scores import sld_scores
     check_compatible(get("sld"), model)
+    if _own_scores("sld", model):
+        return model.regularity_scores(
+            "sld", X_pool, variant=variant, y_pool=y_pool, tangent_method=tangent_method,
+            damping=damping, batch_size=batch_size,
+        )
     y = _pool_labels("sld", variant, y_pool)
     if y is not None:
         return sld_scores(
@@ -217,6 +240,7 @@ def sti_prepare(
     from alloop.regularity.hypergradient import check_differentiable
     from alloop.regularity.scores import sti_direction
     check_compatible(get("sti"), model)
+    _not_row_wise("sti", model)
     _unlabeled_only("sti", variant, y_pool)
     model = check_differentiable(model, "STI")
     q = sti_direction(
@@ -253,6 +277,12 @@ def sti_strategy(
 ) -> np.ndarray:
     from alloop.regularity.scores import sti_scores
     check_compatible(get("sti"), model)
+    if _own_scores("sti", model):
+        return model.regularity_scores(
+            "sti", X_pool, variant=variant, y_pool=y_pool, tangent_method=tangent_method,
+            solve_method=solve_method, damping=damping, solve_options=solve_options,
+            batch_size=batch_size,
+        )
     y = _pool_labels("sti", variant, y_pool)
     options = dict(
         tangent_method=tangent_method, solve_method=solve_method, damping=damping,
@@ -295,6 +325,7 @@ def ssi_prepare(
     from alloop.regularity.hypergradient import check_differentiable
     from alloop.regularity.ssi import ssi_directions
     check_compatible(get("ssi"), model)
+    _not_row_wise("ssi", model)
     _validation_split(X_val, y_val)
     _unlabeled_only("ssi", variant, y_pool)
     model = check_differentiable(model, "SSI")
@@ -346,6 +377,14 @@ def ssi_strategy(
     from alloop.regularity.ssi import ssi_scores
     check_compatible(get("ssi"), model)
     _validation_split(X_val, y_val)
+    if _own_scores("ssi", model):
+        return model.regularity_scores(
+            "ssi", X_pool, X_val=X_val, y_val=y_val, variant=variant, y_pool=y_pool,
+            tangent_method=tangent_method, solve_method=solve_method, damping=damping,
+            solve_options=solve_options, batch_size=batch_size, fd_step=fd_step,
+            s_bounds=s_bounds, curvature_floor=curvature_floor, third_order=third_order,
+            curvature_method=curvature_method,
+        )
     y = _pool_labels("ssi", variant, y_pool)
     options = dict(
         tangent_method=tangent_method, solve_method=solve_method, damping=damping,

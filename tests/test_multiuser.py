@@ -132,7 +132,7 @@ def problem(likelihood, seed=0, n=48, d=3, n_users=5, empty=(4,)):
 
 def fitted(likelihood, s0=0.3, s1=-0.4, **kw):
     X, y, users, U = problem(likelihood, **kw)
-    model = HierarchicalGLM(likelihood, s0, s1, tol=1e-13).fit(X, y, users, n_users=U)
+    model = HierarchicalGLM(likelihood, s0, s1, tol=1e-13).fit_users(X, y, users, n_users=U)
     dense = Dense(likelihood, X, model.y_train_, users, U, model.n_outputs_)
     return model, dense, (X, y, users, U)
 
@@ -222,11 +222,11 @@ def test_softmax_global_intercepts_sum_to_zero():
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
 def test_first_label_of_a_user_moves_that_user_and_the_global_model(likelihood):
     X, y, users, U = problem(likelihood, empty=(3, 4))
-    before = HierarchicalGLM(likelihood, 0.0, 0.5, tol=1e-13).fit(X, y, users, n_users=U)
+    before = HierarchicalGLM(likelihood, 0.0, 0.5, tol=1e-13).fit_users(X, y, users, n_users=U)
     x_new = np.array([[0.8, -0.5, 1.2]])
     f_before = float(before.decision(x_new, [3])[0, 0])
     y_new = np.array([f_before + 2.0]) if likelihood == "gaussian" else np.array([1])
-    after = HierarchicalGLM(likelihood, 0.0, 0.5, tol=1e-13).fit(
+    after = HierarchicalGLM(likelihood, 0.0, 0.5, tol=1e-13).fit_users(
         np.vstack([X, x_new]), np.r_[y, y_new], np.r_[users, 3], n_users=U
     )
     d_global = after.theta0_ - before.theta0_
@@ -268,12 +268,12 @@ def test_first_label_of_a_user_moves_that_user_and_the_global_model(likelihood):
 # --------------------------------------------------------------------------- warm starts
 def test_warm_start_refit_matches_cold_fit_in_fewer_iterations():
     X, y, users, U = problem("bernoulli", n=120)
-    model = HierarchicalGLM("bernoulli", 0.0, 0.0, tol=1e-12).fit(
+    model = HierarchicalGLM("bernoulli", 0.0, 0.0, tol=1e-12).fit_users(
         X[:100], y[:100], users[:100], n_users=U
     )
     cold_start_iters = model.n_iter_
-    model.fit(X, y, users, n_users=U)  # warm: starts from the previous fit
-    cold = HierarchicalGLM("bernoulli", 0.0, 0.0, tol=1e-12).fit(X, y, users, n_users=U)
+    model.fit_users(X, y, users, n_users=U)  # warm: starts from the previous fit
+    cold = HierarchicalGLM("bernoulli", 0.0, 0.0, tol=1e-12).fit_users(X, y, users, n_users=U)
     assert rel(flat(model), flat(cold)) < 1e-9
     assert model.n_iter_ < cold.n_iter_ and cold.n_iter_ == cold_start_iters
 
@@ -283,13 +283,13 @@ def test_warm_start_refit_matches_cold_fit_in_fewer_iterations():
 def test_validation_hypergradient_equals_finite_differences_of_refits(likelihood):
     X, y, users, U = problem(likelihood, n=80, empty=())
     Xv, yv, uv = X[60:], y[60:], users[60:]
-    model = HierarchicalGLM(likelihood, 0.2, -0.3, tol=1e-13).fit(
+    model = HierarchicalGLM(likelihood, 0.2, -0.3, tol=1e-13).fit_users(
         X[:60], y[:60], users[:60], n_users=U
     )
     value, grad = validation_hypergradient(model, Xv, yv, uv)
 
     def V(s0, s1):
-        m = HierarchicalGLM(likelihood, s0, s1, tol=1e-13).fit(
+        m = HierarchicalGLM(likelihood, s0, s1, tol=1e-13).fit_users(
             X[:60], y[:60], users[:60], n_users=U
         )
         f = m.decision(Xv, uv)
@@ -312,15 +312,15 @@ def test_select_hyperparameters_finds_the_validation_minimum():
     W = rng.normal(size=d) + 0.5 * rng.normal(size=(U, d))
     y = np.einsum("nd,nd->n", X, W[users]) + rng.normal(size=n)
     tr, va = np.arange(n) < 240, np.arange(n) >= 240
-    model = HierarchicalGLM("gaussian", 0.0, 0.0).fit(X[tr], y[tr], users[tr], n_users=U)
+    model = HierarchicalGLM("gaussian", 0.0, 0.0).fit_users(X[tr], y[tr], users[tr], n_users=U)
     fitted_model, info = select_hyperparameters(model, X[va], y[va], users[va])
     assert info.converged and (fitted_model.s0, fitted_model.s1) == (info.s0, info.s1)
     assert np.abs(info.gradient).max() < 1e-3 * va.sum() or any(info.at_bound)
     assert len(info.history) == info.iterations >= 2
 
     def V(s0, s1):
-        m = HierarchicalGLM("gaussian", s0, s1).fit(X[tr], y[tr], users[tr], n_users=U)
-        return float(((m.predict(X[va], users[va]) - y[va]) ** 2).sum() / 2)
+        m = HierarchicalGLM("gaussian", s0, s1).fit_users(X[tr], y[tr], users[tr], n_users=U)
+        return float(((m.predict_users(X[va], users[va]) - y[va]) ** 2).sum() / 2)
 
     grid = min(V(a, b) for a in np.linspace(-4, 4, 9) for b in np.linspace(-4, 4, 9))
     assert info.value <= grid + 1e-9
@@ -338,7 +338,7 @@ def test_sld_equals_squared_s_derivatives_of_the_loss_by_refits(likelihood):
     h = 1e-5
 
     def outputs(s0, s1):
-        m = HierarchicalGLM(likelihood, s0, s1, tol=1e-13).fit(X, y, users, n_users=U)
+        m = HierarchicalGLM(likelihood, s0, s1, tol=1e-13).fit_users(X, y, users, n_users=U)
         return m.decision(Xc, uc)
 
     f = outputs(model.s0, model.s1)
@@ -401,7 +401,7 @@ def test_one_user_with_vanishing_deviation_cost_is_a_plain_glm():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 3))
     y = X @ [1.0, 2.0, -1.0] + rng.normal(size=30)
-    model = HierarchicalGLM("gaussian", s0=0.5, s1=25.0).fit(X, y, np.zeros(30, dtype=int))
+    model = HierarchicalGLM("gaussian", s0=0.5, s1=25.0).fit_users(X, y, np.zeros(30, dtype=int))
     ridge = LinearGLM(s=0.5, sigma2=1.0).fit(X, y)  # the hierarchical model's σ² is 1
     assert rel(model.thetas_[0], ridge.theta_) < 1e-8
 
@@ -409,14 +409,14 @@ def test_one_user_with_vanishing_deviation_cost_is_a_plain_glm():
 def test_errors_name_the_bad_value():
     X, y, users, U = problem("gaussian")
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        HierarchicalGLM().fit(X, y, users, n_users=3)
+        HierarchicalGLM().fit_users(X, y, users, n_users=3)
     with pytest.raises(ValueError, match="empty labeled set"):
-        HierarchicalGLM().fit(X[:0], y[:0], users[:0], n_users=U)
+        HierarchicalGLM().fit_users(X[:0], y[:0], users[:0], n_users=U)
     with pytest.raises(ValueError, match="one user index per row"):
-        HierarchicalGLM().fit(X, y, users[:-1])
+        HierarchicalGLM().fit_users(X, y, users[:-1])
     with pytest.raises(ValueError, match="s0 must be finite"):
         HierarchicalGLM(s0=float("inf"))
-    model = HierarchicalGLM().fit(X, y, users, n_users=U)
+    model = HierarchicalGLM().fit_users(X, y, users, n_users=U)
     with pytest.raises(ValueError, match="subset of"):
         sld_scores(model, X, users, hyperparameters=("s2",))
     with pytest.raises(RuntimeError, match="not fitted"):

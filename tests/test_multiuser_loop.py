@@ -1,4 +1,5 @@
-"""The multi-user loop end to end: a real SQLite label store and a real MLflow SQLite store."""
+"""Multi-user active learning through the ordinary ActiveLoop: (user, item) pairs as the pool,
+the hierarchical model, a real SQLite label store and a real MLflow SQLite store."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alloop.multiuser.loop import MultiUserLoop, MultiUserPool, UserRoutedOracle
+from alloop import ActiveLoop, LoopSettings
+from alloop.loop import StoreNotEmptyError
+from alloop.multiuser import (
+    HierarchicalGLM,
+    HierarchicalRegularity,
+    PairPool,
+    UserQuota,
+    UserReport,
+    pair_rows,
+)
 from alloop.store.label_store import LabelStore
 from alloop.tracking.mlflow_tracker import MlflowTracker
+from oracles.routing import UserRoutedOracle
 from oracles.simulated import SimulatedOracle
 
 N_USERS, N_ITEMS, D = 8, 15, 3
@@ -25,12 +36,13 @@ def world(seed=0):
         users = np.repeat(np.arange(N_USERS), per_user)
         X = rng.normal(size=(users.size, D))
         y = (X * W[users]).sum(1) + b[users] + 0.3 * rng.normal(size=users.size)
-        return X, y, users
+        return pair_rows(X, users), y
 
-    X, y, users = rows(N_ITEMS)
+    X, y = rows(N_ITEMS)
+    features, users = X[:, 1:], X[:, 0].astype(int)
     names = [f"u{u}" for u in range(N_USERS)]
     items = [f"m{i}" for i in range(users.size)]
-    pool = MultiUserPool.from_items(X, users, items, names)
+    pool = PairPool(features, users, items, names)
     truth = dict(zip(pool.ids.tolist(), y.tolist(), strict=True))
     return pool, truth, rows(3), rows(4)
 
@@ -50,11 +62,18 @@ class CrashingOracle(SimulatedOracle):
         return super().request(queries, on_answer)
 
 
-def make_loop(pool, oracle, store, val, test, tracker=None, strategy="sld", quota=None, **kw):
+def make_loop(pool, oracle, store, val, test, tracker=None, strategy="sld", quota=None,
+              rounds=5, hyperparameters=None):
     initial = [pool.ids[np.flatnonzero(pool.users == u)[0]] for u in range(N_USERS - 2)]
-    return MultiUserLoop(
-        pool, oracle, store, strategy=strategy, batch_size=6, quota=quota, initial=initial,
-        validation=val, test=test, tracker=tracker, seed=1, run_name="mu", **kw,
+    regularity = HierarchicalRegularity()
+    kw = {} if hyperparameters is None else {"hyperparameters": hyperparameters}
+    return ActiveLoop(
+        pool, HierarchicalGLM("gaussian", n_users=N_USERS, **kw), strategy, oracle,
+        LoopSettings(initial=initial, batch_size=6, rounds=rounds - 1, seed=1, progress=False),
+        X_test=test[0], y_test=test[1], X_val=val[0], y_val=val[1],
+        batch_rule=None if quota is None else UserQuota(quota), regularity=regularity,
+        round_report=UserReport(*test, *val, regularity=regularity), store=store,
+        tracker=tracker, run_name="mu",
     )
 
 
@@ -66,12 +85,13 @@ def test_end_to_end_with_mlflow_and_resume_after_a_crash(tmp_path):
     # the reference: one uninterrupted run
     store = LabelStore(tmp_path / "full.sqlite")
     tracker = MlflowTracker("mu-full", tracking_uri=uri)
-    full = make_loop(pool, SimulatedOracle(truth), store, val, test, tracker).run(rounds)
+    full = make_loop(pool, SimulatedOracle(truth), store, val, test, tracker).run()
     assert list(full.curve["round"]) == list(range(rounds))
     assert full.curve["labels"].tolist() == [6, 12, 18, 24, 30]
     assert full.curve["users_with_labels"].iloc[0] == 6
     assert all(score > 0 for _, score in store.requests(1))  # SLD-scored queries
-    assert full.users.shape == (N_USERS, 4) and full.users["labels"].sum() == 30
+    users = UserReport(*test).table(full.model, pool)
+    assert users.shape == (N_USERS, 4) and users["labels"].sum() == 30
 
     # MLflow: one nested run per round with aggregates, s0/s1 and the per-user table
     client = tracker.client
@@ -101,11 +121,11 @@ def test_end_to_end_with_mlflow_and_resume_after_a_crash(tmp_path):
     tracker2 = MlflowTracker("mu-crash", tracking_uri=uri)
     crashing = CrashingOracle(truth, crash_at_call=4)
     with pytest.raises(ConnectionError):
-        make_loop(pool, crashing, store2, val, test, tracker2).run(rounds)
+        make_loop(pool, crashing, store2, val, test, tracker2).run()
     assert sorted(store2.completed_rounds()) == [0, 1, 2]
     assert len(store2.answers(round=3)) == 3  # kept, not asked again
     resumed = make_loop(pool, SimulatedOracle(truth), store2, val, test,
-                        MlflowTracker("mu-crash", tracking_uri=uri)).run(rounds, resume=True)
+                        MlflowTracker("mu-crash", tracking_uri=uri)).run(resume=True)
     assert resumed.run_id == store2.get_meta("run_id")
     cols = ["labels", "rmse_mean_users", "s0", "s1", "users_with_labels"]
     np.testing.assert_allclose(resumed.curve[cols].to_numpy(), full.curve[cols].to_numpy(),
@@ -123,13 +143,13 @@ def test_end_to_end_with_mlflow_and_resume_after_a_crash(tmp_path):
 
 @pytest.mark.parametrize(
     ("strategy", "options"),
-    [("random", {}), ("sti", {}), ("ssi", {}), ("ssi", {"ssi_hyperparameters": "s1"})],
+    [("random", {}), ("sti", {}), ("ssi", {}), ("ssi", {"hyperparameters": "s1"})],
 )
 def test_strategies_and_per_user_quota(tmp_path, strategy, options):
     pool, truth, val, test = world(1)
     store = LabelStore(tmp_path / "s.sqlite")
     result = make_loop(pool, SimulatedOracle(truth), store, val, test, strategy=strategy,
-                       quota=1, **options).run(3)
+                       quota=1, rounds=3, **options).run()
     for r in (1, 2):
         asked = [item for item, _ in store.requests(r)]
         users = pool.users[pool.index_of(asked)]
@@ -143,19 +163,42 @@ def test_annotators_are_users(tmp_path):
     oracles = {name: SimulatedOracle(truth, annotator="someone") for name in pool.user_names}
     store = LabelStore(tmp_path / "a.sqlite")
     loop = make_loop(pool, UserRoutedOracle(pool, oracles), store, val, test, strategy="random",
-                     user_from="annotator")
-    loop.run(2)
+                     rounds=2)
+    loop.run()
     answers = store.answers()
     assert {a.annotator for a in answers} <= set(pool.user_names)
     for a in answers:  # the answer's annotator is the candidate's user
         assert a.item_id.startswith(a.annotator + "/")
-    positions, users, _ = loop.labeled_rows()
+    positions = pool.index_of([a.item_id for a in answers])
+    users = np.array([pool.user_index(a.annotator) for a in answers])
     np.testing.assert_array_equal(users, pool.users[positions])
 
 
 def test_refuses_a_used_store_without_resume(tmp_path):
     pool, truth, val, test = world()
     store = LabelStore(tmp_path / "x.sqlite")
-    make_loop(pool, SimulatedOracle(truth), store, val, test, strategy="random").run(1)
-    with pytest.raises(RuntimeError, match="resume=True"):
-        make_loop(pool, SimulatedOracle(truth), store, val, test, strategy="random").run(2)
+    make_loop(pool, SimulatedOracle(truth), store, val, test, strategy="random", rounds=1).run()
+    with pytest.raises(StoreNotEmptyError, match="--resume"):
+        make_loop(pool, SimulatedOracle(truth), store, val, test, strategy="random").run()
+
+
+def test_torch_heads_run_in_the_loop_with_sld(tmp_path):
+    """HierarchicalHeads is a model of the loop too: pair rows in, SLD by its SGDF tangents."""
+    from alloop.multiuser import HierarchicalHeads
+
+    pool, truth, val, test = world(3)
+    store = LabelStore(tmp_path / "h.sqlite")
+    model = HierarchicalHeads("gaussian", 0.0, 0.5, hidden=(4,), epochs=3, n_users=N_USERS)
+    assert model.with_s([0.1, 0.2]).s.tolist() == [0.1, 0.2]
+    result = ActiveLoop(
+        pool, model, "sld", SimulatedOracle(truth),
+        LoopSettings(initial=8, batch_size=4, rounds=2, seed=0, progress=False),
+        X_test=test[0], y_test=test[1], batch_rule=UserQuota(1),
+        round_report=UserReport(*test), store=store,
+    ).run()
+    assert result.curve["labels"].tolist() == [8, 12, 16]
+    assert np.isfinite(result.curve["rmse_mean_users"]).all()
+    assert all(score >= 0 for _, score in store.requests(1))
+    for r in (1, 2):
+        users = pool.users[pool.index_of([i for i, _ in store.requests(r)])]
+        assert len(set(users.tolist())) == len(users) == 4

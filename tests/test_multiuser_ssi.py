@@ -133,10 +133,10 @@ def test_s_influence_equals_refit_reselect_central_difference(likelihood, seed, 
     dense = WeightedDense(likelihood, X, y, users, U)
     val = (Xv, yv, uv)
     # the root is polished by brute force from the selection's answer (V is flat far from it)
-    _, info = select_hyperparameters(HierarchicalGLM(likelihood).fit(X, y, users, n_users=U), *val)
+    _, info = select_hyperparameters(HierarchicalGLM(likelihood).fit_users(X, y, users, n_users=U), *val)
     s_star = dense.s_star(0.0, np.array([info.s0, info.s1]), val)
     assert np.all(np.abs(s_star) < 6), f"s* = {s_star} is not interior for this test problem"
-    model = HierarchicalGLM(likelihood, *s_star, tol=1e-13).fit(X, y, users, n_users=U)
+    model = HierarchicalGLM(likelihood, *s_star, tol=1e-13).fit_users(X, y, users, n_users=U)
     directions = ssi_directions(model, Xv, yv, uv, fd_step=1e-4)
     assert np.abs(directions.hypergradient).max() < 1e-7  # fitted at the validation minimum
 
@@ -171,7 +171,7 @@ def test_one_hyperparameter_against_refit_reselect():
     val = (Xv, yv, uv)
     start = np.array([0.5, 0.0])
     s1 = dense.s_star(0.0, start, val, which=(1,))[0]
-    model = HierarchicalGLM("bernoulli", 0.5, s1, tol=1e-13).fit(X, y, users, n_users=4)
+    model = HierarchicalGLM("bernoulli", 0.5, s1, tol=1e-13).fit_users(X, y, users, n_users=4)
     dirs = ssi_directions(model, Xv, yv, uv, hyperparameters="s1", fd_step=1e-4)
     x = np.array([[0.3, -0.8]])
     signed = s_influence_scores(model, x, [1], [1.0], directions=dirs)
@@ -186,7 +186,7 @@ def test_one_hyperparameter_against_refit_reselect():
 
 def test_dropping_the_third_order_term_changes_logistic_scores_only():
     X, y, users, Xv, yv, uv = problem("bernoulli", 3)
-    model = HierarchicalGLM("bernoulli", 0.3, 0.2).fit(X, y, users, n_users=4)
+    model = HierarchicalGLM("bernoulli", 0.3, 0.2).fit_users(X, y, users, n_users=4)
     Xc = np.random.default_rng(0).normal(size=(5, 2))
     uc = np.arange(5) % 4
     # a floor above ∇²V's eigenvalues: warned about, and the same divisor for both forms
@@ -194,7 +194,7 @@ def test_dropping_the_third_order_term_changes_logistic_scores_only():
         full = ssi_scores(model, Xc, uc, Xv, yv, uv, curvature_floor=1e3)
         approx = ssi_scores(model, Xc, uc, Xv, yv, uv, curvature_floor=1e3, third_order=False)
     assert not np.allclose(full, approx, rtol=1e-3)
-    g = HierarchicalGLM("gaussian", 0.3, 0.2).fit(X, X[:, 0] + users, users, n_users=4)
+    g = HierarchicalGLM("gaussian", 0.3, 0.2).fit_users(X, X[:, 0] + users, users, n_users=4)
     yv_g = Xv[:, 0] + uv
     with pytest.warns(RuntimeWarning, match="not all above the floor"):
         a = ssi_scores(g, Xc, uc, Xv, yv_g, uv, curvature_floor=1e3)
@@ -204,6 +204,6 @@ def test_dropping_the_third_order_term_changes_logistic_scores_only():
 
 def test_needs_labels_for_the_signed_influence():
     X, y, users, Xv, yv, uv = problem("gaussian", 1)
-    model = HierarchicalGLM().fit(X, y, users, n_users=4)
+    model = HierarchicalGLM().fit_users(X, y, users, n_users=4)
     with pytest.raises(ValueError, match="needs labels"):
         s_influence_scores(model, Xv, uv, None, Xv, yv, uv)

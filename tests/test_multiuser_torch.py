@@ -46,14 +46,14 @@ def test_sgdf_tangents_equal_central_differences_of_the_run(likelihood, optimize
     X, y, users, U = data(likelihood)
     kw = dict(hidden=(5,), seed=3, **SETTINGS[optimizer])
     s = {"s0": 0.2, "s1": -0.3}
-    model = HierarchicalHeads(likelihood, **s, **kw).fit(X, y, users, n_users=U)
+    model = HierarchicalHeads(likelihood, **s, **kw).fit_users(X, y, users, n_users=U)
     h = 1e-5
     for name in ("s0", "s1"):
         plus, minus = dict(s), dict(s)
         plus[name] += h
         minus[name] -= h
-        a = HierarchicalHeads(likelihood, **plus, **kw).fit(X, y, users, U, track_tangents=False)
-        b = HierarchicalHeads(likelihood, **minus, **kw).fit(X, y, users, U, track_tangents=False)
+        a = HierarchicalHeads(likelihood, **plus, **kw).fit_users(X, y, users, U, track_tangents=False)
+        b = HierarchicalHeads(likelihood, **minus, **kw).fit_users(X, y, users, U, track_tangents=False)
         fd = (flat(a) - flat(b)) / (2 * h)
         tangent = flat_tangent(model, name)
         assert float(fd.norm()) > 1e-4  # the run does depend on s
@@ -62,7 +62,7 @@ def test_sgdf_tangents_equal_central_differences_of_the_run(likelihood, optimize
 
 def test_user_without_data_has_the_global_head_and_its_tangent():
     X, y, users, U = data()
-    model = HierarchicalHeads(hidden=(5,), epochs=5).fit(X, y, users, n_users=U)
+    model = HierarchicalHeads(hidden=(5,), epochs=5).fit_users(X, y, users, n_users=U)
     assert model.counts_[U - 1] == 0
     assert torch.equal(model.heads_[U - 1], model.head0_)
     for name in ("s0", "s1"):
@@ -77,7 +77,7 @@ def test_long_run_tangent_reaches_the_implicit_function_value():
     """Full-batch gradient descent to convergence: SGDF's tangent → −H⁻¹ρ (dense autograd)."""
     X, y, users, U = data(n=24, n_users=3)
     kw = dict(hidden=(3,), optimizer="sgd", lr=0.3, momentum=0.9, epochs=500, batch_size=24)
-    model = HierarchicalHeads("gaussian", 0.0, 0.5, trunk_decay=0.1, **kw).fit(X, y, users, U)
+    model = HierarchicalHeads("gaussian", 0.0, 0.5, trunk_decay=0.1, **kw).fit_users(X, y, users, U)
     Xt = torch.as_tensor(X)
     ut = torch.as_tensor(users)
     q, p = model.trunk_.numel(), model.head0_.numel()
@@ -112,17 +112,17 @@ def test_long_run_tangent_reaches_the_implicit_function_value():
 def test_sld_equals_squared_s_derivatives_of_the_loss_by_reruns():
     X, y, users, U = data()
     kw = dict(hidden=(5,), seed=1, **SETTINGS["adam"])
-    model = HierarchicalHeads("gaussian", 0.1, 0.4, **kw).fit(X, y, users, n_users=U)
+    model = HierarchicalHeads("gaussian", 0.1, 0.4, **kw).fit_users(X, y, users, n_users=U)
     Xc, uc, yc = X[:5], np.array([0, 1, 2, 3, 3]), y[:5]
     h = 1e-5
     r = -(torch.as_tensor(yc) - model.decision(Xc, uc)[:, 0])
     expected = np.zeros(5)
     for name, (s0, s1) in (("s0", (0.1, 0.4)), ("s1", (0.1, 0.4))):
         d = [h, 0.0] if name == "s0" else [0.0, h]
-        a = HierarchicalHeads("gaussian", s0 + d[0], s1 + d[1], **kw).fit(
+        a = HierarchicalHeads("gaussian", s0 + d[0], s1 + d[1], **kw).fit_users(
             X, y, users, U, track_tangents=False
         )
-        b = HierarchicalHeads("gaussian", s0 - d[0], s1 - d[1], **kw).fit(
+        b = HierarchicalHeads("gaussian", s0 - d[0], s1 - d[1], **kw).fit_users(
             X, y, users, U, track_tangents=False
         )
         df = (a.decision(Xc, uc)[:, 0] - b.decision(Xc, uc)[:, 0]) / (2 * h)
@@ -135,6 +135,6 @@ def test_errors():
     with pytest.raises(ValueError, match="optimizer"):
         HierarchicalHeads(optimizer="lbfgs")
     with pytest.raises(ValueError, match="n_users"):
-        HierarchicalHeads().fit(X, y, users, n_users=2)
+        HierarchicalHeads().fit_users(X, y, users, n_users=2)
     with pytest.raises(RuntimeError, match="not fitted"):
         HierarchicalHeads().decision(X, users)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alloop.config.base import Section
 
@@ -30,3 +30,21 @@ class DataConfig(Section):
     categorical: Literal["error", "one_hot"] = Field(
         "error", description="non-numeric feature columns: refuse them, or one-hot encode them"
     )
+    # multi-user data: each row a (user, item) pair, fitted by model.kind: hierarchical
+    user_column: str | None = Field(
+        None, description="multi-user: the column naming each row's user (needs item_column)"
+    )
+    item_column: str | None = Field(
+        None, description="multi-user: the column naming each row's item (ids are user/item)"
+    )
+    user_quota: int | None = Field(
+        None, gt=0, strict=True, description="multi-user: at most this many queries per user a round"
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> DataConfig:
+        if (self.user_column is None) != (self.item_column is None):
+            raise ValueError("give both user_column and item_column (a row is a (user, item) pair)")
+        if self.user_quota is not None and self.user_column is None:
+            raise ValueError("user_quota needs multi-user data: set user_column and item_column")
+        return self

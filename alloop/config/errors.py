@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 #: ``oracle.kind``, ``scoring.backend``): pydantic puts the tag into an error's location
 #: (``oracle.files.dir``); the message shows the path a user writes (``oracle.dir``).
 TAGS = {
-    "model": {"logistic", "linear", "mlp", "sklearn"},
+    "model": {"logistic", "linear", "mlp", "sklearn", "hierarchical"},
     "oracle": {"simulated", "terminal", "files", "web", "label-studio"},
     "scoring": {"local", "ray"},
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alloop.config.base import Section
 from alloop.config.data import DataConfig
@@ -29,6 +29,16 @@ class ExperimentConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     scoring: ScoringConfig = Field(default_factory=LocalScoring)
+
+    @model_validator(mode="after")
+    def _multi_user_pairs_hierarchical(self) -> ExperimentConfig:
+        pairs, hierarchical = self.data.user_column is not None, self.model.kind == "hierarchical"
+        if pairs != hierarchical:
+            raise ValueError(
+                "multi-user runs pair data.user_column/item_column with model.kind: hierarchical; "
+                + ("set model.kind: hierarchical" if pairs else "set data.user_column and item_column")
+            )
+        return self
 
     def tokens_path(self) -> Path:
         """The web page's annotator token file."""

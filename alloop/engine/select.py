@@ -78,6 +78,9 @@ def select_batch(
     if scores.ndim != 1:
         raise ValueError(f"scores must be 1-D, one per pool item; got shape {scores.shape}")
     n = scores.shape[0]
+    if callable(rule):  # a rule object, e.g. alloop.multiuser.UserQuota (a per-user quota)
+        _check_batch_size(k, n)
+        return np.asarray(rule(scores, k, X_pool=X_pool, rng=rng), dtype=np.int64)
     if rule not in BATCH_RULES:
         raise ValueError(f"unknown batch rule {rule!r}; expected one of {BATCH_RULES}")
     _check_batch_size(k, n)

@@ -312,9 +312,13 @@ class ActiveLoop(Setup):
         metrics.update(answer_metrics(store, round_, open_.asked, pool))
         if self.settings.relabel is not None:
             metrics["relabeled"] = float(open_.relabeled)
+        tables: dict[str, pd.DataFrame] = {}
+        if self.round_report is not None:  # e.g. per-user metrics and the users table
+            more, tables = self.round_report(model, pool)
+            metrics.update(more)
         n_labeled = int(pool.labeled.sum())
         store.complete_round(round_, n_labeled, metrics)
-        report_round(self.tracker, store, round_, n_labeled, metrics)
+        report_round(self.tracker, store, round_, n_labeled, metrics, tables)
         row = {"round": round_, "labels": n_labeled, **metrics}
         self._curve.append(row)
         self._model, self._previous, self._next = model, current, round_ + 1

@@ -14,7 +14,7 @@ _FINGERPRINT_KEYS = {
 
 
 def fingerprint(
-    seed: int, strategy: str, pool: Any, model: Any, batch_size: int, batch_rule: str
+    seed: int, strategy: str, pool: Any, model: Any, batch_size: int, batch_rule: Any
 ) -> dict[str, Any]:
     """What identifies a run's labels: seed, strategy, pool (shape and ids), model, batch."""
     return {
@@ -24,7 +24,8 @@ def fingerprint(
         "ids": hashlib.sha1("\0".join(pool.ids.tolist()).encode()).hexdigest(),
         "model": repr(model),
         "batch_size": batch_size,
-        "batch_rule": batch_rule,
+        # a rule object (e.g. a per-user quota) by its repr
+        "batch_rule": batch_rule if isinstance(batch_rule, str) else repr(batch_rule),
     }
 
 

@@ -31,9 +31,10 @@ def queries_frame(store: Any, round_: int) -> pd.DataFrame:
 
 
 def report_round(tracker: Any, store: Any, round_: int, n_labeled: int,
-                 metrics: dict[str, float]) -> None:
-    """Log one finished round (its metrics and its queries frame)."""
-    tracker.log_round(RoundReport(round_, n_labeled, metrics, queries_frame(store, round_)))
+                 metrics: dict[str, float], tables: dict[str, pd.DataFrame] | None = None) -> None:
+    """Log one finished round (its metrics, its queries frame and any further tables)."""
+    tracker.log_round(RoundReport(round_, n_labeled, metrics, queries_frame(store, round_),
+                                  tables=dict(tables or {})))
 
 
 class Progress:

@@ -85,7 +85,7 @@ def candidates(pool: Pool, store: Any, round_: int, settings: LoopSettings,
     return unlabeled, k
 
 
-def pick(scores: np.ndarray, k: int, batch_rule: str, X_pool: Any, X_labeled: Any,
+def pick(scores: np.ndarray, k: int, batch_rule: Any, X_pool: Any, X_labeled: Any,
          seed: int, round_: int) -> np.ndarray:
     """Positions (into the scored candidates) of the ``k`` items the batch rule chooses."""
     return select_batch(scores, k, batch_rule, X_pool=X_pool, X_labeled=X_labeled,

@@ -8,11 +8,12 @@ split). :class:`~alloop.loop.core.ActiveLoop` runs the rounds on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from alloop.data.pool import Pool, validate_features
 from alloop.loop.fit import FitStage, RegularityHook
@@ -27,6 +28,11 @@ from alloop.tracking.base import NullTracker, Tracker
 from oracles.base import Oracle, check_oracle
 from strategies.base import Strategy, check_compatible
 from strategies.registry import get as get_strategy
+
+#: ``round_report(model, pool) -> (metrics, tables)``: what a round adds to its report
+RoundReportHook = Callable[[Any, Pool], tuple[dict[str, float], dict[str, pd.DataFrame]]]
+#: a batch rule object: ``rule(scores, k, X_pool=, X_labeled=, rng=) -> positions``
+BatchRule = Callable[..., np.ndarray]
 
 
 def memory_store() -> LabelStore:
@@ -97,6 +103,9 @@ class Setup:
         The strategy's options (``strategy.params`` in a config).
     batch_rule : str, optional
         How a batch is chosen from the scores (``strategy.batch``; default: the strategy's).
+    round_report : callable, optional
+        ``round_report(model, pool) -> (metrics, tables)``: more metrics and tables for each
+        round's report (e.g. :class:`alloop.multiuser.UserReport`: per-user metrics, ``users.csv``).
     run_name, params : optional
         The tracked run's name and parameters.
     """
@@ -119,7 +128,8 @@ class Setup:
         scoring: Scoring | None = None,
         regularity: RegularityHook | None = None,
         strategy_params: dict[str, Any] | None = None,
-        batch_rule: str | None = None,
+        batch_rule: str | BatchRule | None = None,
+        round_report: RoundReportHook | None = None,
         run_name: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> None:
@@ -143,6 +153,7 @@ class Setup:
         self._data(X_test, y_test, X_val, y_val)
         self._check_sizes()
         self.batch_rule = batch_rule or self.strategy.batch
+        self.round_report = round_report
         # unknown options, bad values and context keys (rng, X_val, ...) fail here, not in round 1
         self.strategy_params = self.strategy.check_options(strategy_params or {})
         self.relabel: RelabelPolicy = (NoRelabel() if settings.relabel is None

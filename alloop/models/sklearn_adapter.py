@@ -348,7 +348,9 @@ def as_model(obj: Any, differentiable: bool = False, classes: Any | None = None)
     >>> type(as_model(LogisticRegression(), differentiable=True, classes=[0, 1])).__name__
     'LogisticGLM'
     """
-    if isinstance(obj, DifferentiableModel):
+    from alloop.models.capabilities import OwnRegularityScores
+
+    if isinstance(obj, DifferentiableModel | OwnRegularityScores):  # e.g. the hierarchical multi-user model
         return obj
     estimator = obj.estimator if isinstance(obj, SklearnModel) else obj
     if isinstance(estimator, sklearn.base.BaseEstimator):

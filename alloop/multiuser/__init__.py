@@ -19,11 +19,21 @@ hypergradients on a validation split, and SLD / STI scores of (user, item) candi
   influence of a (user, item) candidate on the selected (s_0, s_1) (:mod:`.ssi`);
 * :class:`HierarchicalHeads` — per-user heads over a shared torch trunk, trained by SGD/Adam,
   tangents by SGDF (:mod:`.torch_heads`);
-* :class:`MultiUserLoop` — the active loop over (user, item) candidates with the label store,
-  an oracle and MLflow (:mod:`.loop`, imported lazily).
+* :class:`PairPool`, :func:`pair_rows`, :func:`split_pairs`, :class:`UserQuota` — (user, item)
+  pairs as the candidate space of the ordinary :class:`alloop.ActiveLoop` (:mod:`.pool`);
+* :class:`HierarchicalRegularity`, :class:`UserReport` — the loop's (s_0, s_1) search and
+  per-user report (:mod:`.loop_hooks`). Annotators as users: :class:`oracles.routing.UserRoutedOracle`;
+  a multi-user config as a loop: :mod:`alloop.experiment.multiuser`.
+
+Multi-user active learning is the ordinary loop: ``ActiveLoop(PairPool(...),
+HierarchicalGLM(n_users=U), "sld", oracle, batch_rule=UserQuota(1),
+regularity=HierarchicalRegularity(), round_report=UserReport(...))``; ``sld``, ``sti`` and
+``ssi`` score with the model's block tangents (:mod:`.scoring`).
 """
 
+from alloop.multiuser.loop_hooks import HierarchicalRegularity, UserReport
 from alloop.multiuser.model import HierarchicalGLM
+from alloop.multiuser.pool import PairPool, UserQuota, pair_rows, split_pairs
 from alloop.multiuser.queries import select_candidates, sld_scores, sti_directions, sti_scores
 from alloop.multiuser.regularity import (
     HyperparameterSelection,
@@ -40,33 +50,26 @@ from alloop.multiuser.ssi import (
 from alloop.multiuser.tangent import HYPERPARAMETERS, BlockTangents, block_tangents
 from alloop.multiuser.torch_heads import HierarchicalHeads
 
-_LOOP = ("MultiUserLoop", "MultiUserPool", "MultiUserResult", "UserRoutedOracle")
-
-
-def __getattr__(name: str):
-    # The loop needs the label store, the oracles and the tracker: loaded only when asked for,
-    # so the math above imports without them.
-    if name in _LOOP:
-        from alloop.multiuser import loop
-
-        return getattr(loop, name)
-    raise AttributeError(f"module 'alloop.multiuser' has no attribute {name!r}")
-
-
 __all__ = [
     "HYPERPARAMETERS",
     "ArrowSystem",
     "BlockTangents",
     "HierarchicalGLM",
     "HierarchicalHeads",
+    "HierarchicalRegularity",
     "HyperparameterSelection",
     "MultiUserSSIDirections",
+    "PairPool",
+    "UserQuota",
+    "UserReport",
     "block_tangents",
     "s_influence_scores",
     "select_candidates",
     "select_hyperparameters",
     "sld_scores",
     "ssi_directions",
+    "pair_rows",
+    "split_pairs",
     "ssi_scores",
     "sti_directions",
     "sti_scores",

@@ -1,5 +1,7 @@
 """Hierarchical GLM: per-user parameters θ_u tied to a global θ_0, fitted by block Newton.
 
+(Over 400 lines: one model whose fit, curvature cache and predictions share private state.)
+
 The objective (docs/math.md §5), with λ_0 = e^{s_0} and λ_1 = e^{s_1},
 
     F(θ_0, θ_1..θ_U) = Σ_u [Σ_{i∈D_u} ℓ(z_i; θ_u) + λ_1·½‖θ_u − θ_0‖²] + λ_0·½‖Mθ_0‖²,
@@ -36,109 +38,14 @@ import torch
 from alloop.models import likelihoods as lk
 from alloop.models.glm import GLM
 from alloop.models.tensors import DTYPE, as_dense, as_features
+from alloop.multiuser.outputs import (
+    per_user_loss_gradients,
+    per_user_loss_hessians,
+    per_user_outputs,
+)
 from alloop.multiuser.schur import ArrowSystem
 
-__all__ = [
-    "HierarchicalGLM",
-    "per_user_loss_gradients",
-    "per_user_loss_hessians",
-    "per_user_outputs",
-    "per_user_outputs_many",
-]
-
-#: elements of the per-point Hessian stack formed at once (32 MiB of float64).
-_HESSIAN_CHUNK = 1 << 22
-
-
-# --------------------------------------------------------------------------- closed forms
-def per_user_outputs(
-    design: torch.Tensor, thetas: torch.Tensor, users: torch.Tensor
-) -> torch.Tensor:
-    """f_i = f(x_i; θ_{u_i}) for every row, shape (n, K).
-
-    Parameters
-    ----------
-    design : torch.Tensor, shape (n, d1)
-        X̃ = [X, 1] (see :meth:`alloop.models.GLM.design`).
-    thetas : torch.Tensor, shape (U, d1·K)
-        One parameter vector per user, GLM layout.
-    users : torch.Tensor of int, shape (n,)
-        Row i belongs to user ``users[i]``.
-    """
-    n, d1 = design.shape
-    rows = thetas.index_select(0, users).view(n, d1, -1)
-    return torch.einsum("nj,njk->nk", design, rows)
-
-
-def per_user_outputs_many(
-    design: torch.Tensor, parameters: list[torch.Tensor], users: torch.Tensor
-) -> list[torch.Tensor]:
-    """[f(x_i; v_{u_i}) for v in ``parameters``], each (n, K), by one gather and one contraction.
-
-    ``parameters`` holds per-user vectors of shape (U, p) — θ_u, tangents, other directions.
-    For a GLM the output is linear in θ, so f(x; v) is also the forward JVP J_f(x)·v.
-    """
-    n, d1 = design.shape
-    m = len(parameters)
-    rows = torch.cat(parameters, dim=1).index_select(0, users).view(n, m, d1, -1)
-    return list(torch.einsum("nj,nmjk->mnk", design, rows).unbind(0))
-
-
-def per_user_loss_gradients(
-    design: torch.Tensor, dloss_df: torch.Tensor, users: torch.Tensor, n_users: int
-) -> torch.Tensor:
-    """Σ_{i∈D_u} ∇_θ ℓ(z_i; θ_u) = Σ_{i∈D_u} x̃_i ⊗ ∂ℓ/∂f_i per user, shape (U, d1·K)."""
-    n = design.shape[0]
-    per_point = (design.unsqueeze(2) * dloss_df.unsqueeze(1)).reshape(n, -1)
-    out = torch.zeros(n_users, per_point.shape[1], dtype=DTYPE)
-    return out.index_add_(0, users, per_point)
-
-
-def per_user_loss_hessians(
-    design: torch.Tensor, output_hessian: torch.Tensor, users: torch.Tensor, n_users: int
-) -> torch.Tensor:
-    """L_u = Σ_{i∈D_u} (x̃_i x̃_iᵀ) ⊗ Λ_i per user, shape (U, p), p = d1·K.
-
-    The GLM closed form of :meth:`alloop.models.GLM.loss_hessian` (Λ_i = ∂²ℓ/∂f² at row i),
-    accumulated per user in time linear in the rows and users:
-
-    * one output (K = 1): L_u = R_uᵀR_u with rows r_i = √Λ_i·x̃_i, as batched matrix products
-      over users grouped by row count (counts in (2^{j-1}, 2^j] padded to the group's largest,
-      so padding at most doubles the work);
-    * K outputs: per-row blocks (x̃_i x̃_iᵀ) ⊗ Λ_i scatter-added over row chunks.
-    """
-    n, d1 = design.shape
-    k = output_hessian.shape[1]
-    p = d1 * k
-    out = torch.zeros(n_users, p, p, dtype=DTYPE)
-    if n == 0:
-        return out
-    if k == 1:
-        root = design * output_hessian[:, 0, 0].clamp_min(0.0).sqrt().unsqueeze(1)
-        order = torch.argsort(users, stable=True)
-        padded = torch.cat([root[order], torch.zeros(1, d1, dtype=DTYPE)])  # row n: padding
-        counts = torch.bincount(users, minlength=n_users)
-        starts = torch.cumsum(counts, 0) - counts
-        group = torch.ceil(torch.log2(counts.clamp_min(1).to(DTYPE))).to(torch.long)
-        group[counts == 0] = -1
-        for g in torch.unique(group[counts > 0]).tolist():
-            members = torch.nonzero(group == g).flatten()
-            width = int(counts[members].max())
-            offsets = torch.arange(width)
-            index = starts[members].unsqueeze(1) + offsets
-            index = torch.where(offsets < counts[members].unsqueeze(1), index, n)
-            R = padded[index]  # (members, width, d1)
-            out[members] = torch.bmm(R.transpose(1, 2), R)
-        return out
-    flat = out.view(n_users, p * p)
-    step = max(1, _HESSIAN_CHUNK // (p * p))
-    for start in range(0, n, step):
-        x = design[start : start + step]
-        lam = output_hessian[start : start + step]
-        block = torch.einsum("nj,nl,nab->njalb", x, x, lam).reshape(x.shape[0], -1)
-        flat.index_add_(0, users[start : start + step], block)
-    return out
-
+__all__ = ["HierarchicalGLM"]
 
 # --------------------------------------------------------------------------- the model
 class HierarchicalGLM:
@@ -161,6 +68,12 @@ class HierarchicalGLM:
         Newton iterations at most.
     warm_start : bool
         Start each fit from the previous one's parameters when the layout matches.
+    n_users : int, optional
+        U, the number of users, for :meth:`fit` on pair rows (users without labels yet still
+        get a θ_u = θ_0). Default: ``max(users) + 1`` of the data.
+    hyperparameters : "s0", "s1" or both (default)
+        The entries of s the ``sld``/``sti``/``ssi`` strategies score (e.g. "s1": SSI measures
+        the influence on the selected s_1 alone).
 
     Attributes
     ----------
@@ -182,9 +95,17 @@ class HierarchicalGLM:
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(60, 3)); users = np.repeat([0, 1, 2], 20)
     >>> y = X @ np.array([1.0, -1.0, 0.5]) + 0.3 * users + 0.1 * rng.normal(size=60)
-    >>> model = HierarchicalGLM("gaussian", s0=0.0, s1=1.0).fit(X, y, users, n_users=4)
+    >>> model = HierarchicalGLM("gaussian", s0=0.0, s1=1.0).fit_users(X, y, users, n_users=4)
     >>> model.thetas_.shape, bool((model.thetas_[3] == model.theta0_).all())
     (torch.Size([4, 4]), True)
+
+    As a model of the loop, on (user, item) pair rows ``[user, x...]``
+    (:func:`alloop.multiuser.pool.pair_rows`), with s = (s_0, s_1):
+
+    >>> from alloop.multiuser.pool import pair_rows
+    >>> model = HierarchicalGLM("gaussian", n_users=4).with_s([0.0, 1.0])
+    >>> model.fit(pair_rows(X, users), y).s.tolist()
+    [0.0, 1.0]
     """
 
     def __init__(
@@ -198,6 +119,8 @@ class HierarchicalGLM:
         tol: float = 1e-10,
         max_iter: int = 100,
         warm_start: bool = True,
+        n_users: int | None = None,
+        hyperparameters: str | tuple[str, ...] = ("s0", "s1"),
     ) -> None:
         if likelihood not in lk.LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
@@ -211,6 +134,13 @@ class HierarchicalGLM:
         self.fit_intercept = fit_intercept
         self.sigma2 = float(sigma2)
         self.tol, self.max_iter, self.warm_start = tol, max_iter, warm_start
+        if n_users is not None and not (isinstance(n_users, int | np.integer) and n_users >= 1):
+            raise ValueError(f"n_users must be a positive integer; got {n_users!r}")
+        self.n_users = None if n_users is None else int(n_users)
+        names = (hyperparameters,) if isinstance(hyperparameters, str) else tuple(hyperparameters)
+        if not names or set(names) - {"s0", "s1"}:
+            raise ValueError(f"hyperparameters must be 's0', 's1' or both; got {hyperparameters!r}")
+        self.hyperparameters = names
         self.theta0_: torch.Tensor | None = None
         self.thetas_: torch.Tensor | None = None
         self.classes_: np.ndarray | None = None
@@ -277,17 +207,34 @@ class HierarchicalGLM:
         """The flat softmax-intercept direction of θ_0 (shape (p, 1)), else ``None``."""
         return self.glm_view().null_space()
 
-    def with_s(self, s0: float, s1: float) -> HierarchicalGLM:
-        """A copy with hyperparameters (s0, s1); the fitted state is kept as a warm start."""
+    @property
+    def s(self) -> np.ndarray:
+        """The hyperparameter vector (s_0, s_1) (the loop's ``model.s``)."""
+        return np.array([self.s0, self.s1])
+
+    def with_s(self, s: Any) -> HierarchicalGLM:
+        """A copy at s = (s_0, s_1); the fitted state is kept as a warm start."""
+        values = np.asarray(s, dtype=np.float64).reshape(-1)
+        if values.shape != (2,) or not np.isfinite(values).all():
+            raise ValueError(f"s of a HierarchicalGLM is the finite pair (s0, s1); got {s!r}")
         new = copy.copy(self)
-        new.s0, new.s1 = float(s0), float(s1)
+        new.s0, new.s1 = float(values[0]), float(values[1])
         new._system = new._tangents = None
         return new
+
+    def clone(self) -> HierarchicalGLM:
+        """An unfitted copy with the same settings and (s_0, s_1)."""
+        return HierarchicalGLM(
+            self.likelihood, self.s0, self.s1, fit_intercept=self.fit_intercept,
+            sigma2=self.sigma2, tol=self.tol, max_iter=self.max_iter,
+            warm_start=self.warm_start, n_users=self.n_users,
+            hyperparameters=self.hyperparameters,
+        )
 
     def refit(self, s0: float, s1: float) -> HierarchicalGLM:
         """A copy fitted at (s0, s1) on the same training data, warm-started from this fit."""
         self._check_fitted()
-        new = self.with_s(s0, s1)
+        new = self.with_s((s0, s1))
         # Same rows: a Gaussian model's loss Hessians (free of θ and s) carry over.
         new._fit_tensors(
             self.X_train_, self.y_train_, self.users_train_, self.n_users_, self._gaussian_L
@@ -297,7 +244,7 @@ class HierarchicalGLM:
     # ------------------------------------------------------------------ data
     def _check_fitted(self) -> None:
         if self.theta0_ is None:
-            raise RuntimeError("HierarchicalGLM is not fitted yet; call fit(X, y, users) first")
+            raise RuntimeError("HierarchicalGLM is not fitted yet; call fit(X, y) or fit_users first")
 
     def user_index(self, users: Any, n_rows: int, n_users: int | None = None) -> torch.Tensor:
         """``users`` checked (one integer in [0, n_users) per row) as a long tensor."""
@@ -326,7 +273,18 @@ class HierarchicalGLM:
         return self.glm_view().design(as_dense(as_features(X)))
 
     # ------------------------------------------------------------------ fitting
-    def fit(
+    def fit(self, X: Any, y: Any, classes: Any = None) -> HierarchicalGLM:
+        """Fit on (user, item) pair rows ``[user, x...]`` (the loop's model protocol).
+
+        Column 0 of ``X`` holds each row's user index (:func:`alloop.multiuser.pool.pair_rows`);
+        ``n_users`` of the constructor sets U.
+        """
+        from alloop.multiuser.pool import split_pairs
+
+        features, users = split_pairs(X)
+        return self.fit_users(features, y, users, n_users=self.n_users, classes=classes)
+
+    def fit_users(
         self, X: Any, y: Any, users: Any, n_users: int | None = None, classes: Any = None
     ) -> HierarchicalGLM:
         """Fit θ_0 and every θ_u on rows (X, y) owned by ``users``.
@@ -528,13 +486,46 @@ class HierarchicalGLM:
             design, self.theta0_.unsqueeze(0), torch.zeros(design.shape[0], dtype=torch.long)
         )
 
-    def predict_proba(self, X: Any, users: Any) -> np.ndarray:
+    def predict_proba_users(self, X: Any, users: Any) -> np.ndarray:
+        """Class probabilities of each row by its user's model (classification)."""
         if self.task != "classification":
             raise AttributeError("predict_proba is defined for classification models only")
         return lk.class_probabilities(self.likelihood, self.decision(X, users)).numpy()
 
-    def predict(self, X: Any, users: Any) -> np.ndarray:
+    def predict_users(self, X: Any, users: Any) -> np.ndarray:
         """Each row's prediction by its user's model."""
         if self.task == "regression":
             return self.decision(X, users)[:, 0].numpy()
-        return self.classes_[self.predict_proba(X, users).argmax(axis=1)]
+        return self.classes_[self.predict_proba_users(X, users).argmax(axis=1)]
+
+    # ------------------------------------------------------------------ the loop's protocol
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions for pair rows ``[user, x...]``."""
+        from alloop.multiuser.pool import split_pairs
+
+        return self.predict_users(*split_pairs(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities for pair rows ``[user, x...]`` (classification)."""
+        from alloop.multiuser.pool import split_pairs
+
+        return self.predict_proba_users(*split_pairs(X))
+
+    #: the strategies that score with this model's own block tangents (``regularity_scores``)
+    regularity_strategies = ("sld", "sti", "ssi")
+
+    def regularity_scores(
+        self, name: str, X: Any, *, X_val: Any = None, y_val: Any = None, **options: Any
+    ) -> np.ndarray:
+        """SLD, STI or SSI of pair rows: the ``sld``/``sti``/``ssi`` strategies on this model.
+
+        The entries of s scored are the model's ``hyperparameters``. ``options``:
+        ``batch_size``; SSI also ``s_bounds`` (one (lo, hi) for both, or one per hyperparameter) and the
+        options of :func:`alloop.multiuser.ssi.ssi_scores`.
+        """
+        from alloop.multiuser.scoring import regularity_scores
+
+        return regularity_scores(
+            self, name, X, X_val=X_val, y_val=y_val, hyperparameters=self.hyperparameters,
+            **options,
+        )

@@ -20,14 +20,17 @@ Batches are taken globally (top k over every user's candidates) or with a per-us
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from alloop.multiuser.model import HierarchicalGLM, per_user_outputs_many
+from alloop.multiuser.outputs import per_user_outputs_many
 from alloop.multiuser.tangent import HYPERPARAMETERS
 from alloop.regularity import heuristics as hx
+
+if TYPE_CHECKING:
+    from alloop.multiuser.model import HierarchicalGLM
 
 __all__ = ["select_candidates", "sld_scores", "sti_directions", "sti_scores"]
 
@@ -121,7 +124,7 @@ def sld_scores(
     >>> import numpy as np
     >>> from alloop.multiuser import HierarchicalGLM
     >>> rng = np.random.default_rng(0); X = rng.normal(size=(30, 2)); u = np.arange(30) % 3
-    >>> model = HierarchicalGLM().fit(X, X[:, 0] + u, u, n_users=4)
+    >>> model = HierarchicalGLM().fit_users(X, X[:, 0] + u, u, n_users=4)
     >>> scores = sld_scores(model, X[:4], [0, 1, 2, 3])  # user 3 has no labels, still scored
     >>> bool(scores[3] > 0)
     True

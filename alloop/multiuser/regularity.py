@@ -16,14 +16,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.optimize
 import torch
 
 from alloop.models import likelihoods as lk
-from alloop.multiuser.model import HierarchicalGLM, per_user_outputs_many
+from alloop.multiuser.outputs import per_user_outputs_many
+
+if TYPE_CHECKING:
+    from alloop.multiuser.model import HierarchicalGLM
 
 __all__ = ["HyperparameterSelection", "select_hyperparameters", "validation_hypergradient"]
 
@@ -67,7 +70,7 @@ def validation_hypergradient(
     >>> from alloop.multiuser import HierarchicalGLM
     >>> rng = np.random.default_rng(0); X = rng.normal(size=(40, 2)); u = np.arange(40) % 4
     >>> y = X[:, 0] + 0.5 * u + rng.normal(size=40)
-    >>> model = HierarchicalGLM().fit(X[:30], y[:30], u[:30])
+    >>> model = HierarchicalGLM().fit_users(X[:30], y[:30], u[:30])
     >>> value, grad = validation_hypergradient(model, X[30:], y[30:], u[30:])
     >>> grad.shape
     (2,)
@@ -181,7 +184,7 @@ def select_hyperparameters(
     >>> from alloop.multiuser import HierarchicalGLM
     >>> rng = np.random.default_rng(1); X = rng.normal(size=(200, 3)); u = np.arange(200) % 10
     >>> offsets = rng.normal(size=10); y = X @ [1.0, 0.0, -1.0] + offsets[u] + rng.normal(size=200)
-    >>> model = HierarchicalGLM().fit(X[:150], y[:150], u[:150])
+    >>> model = HierarchicalGLM().fit_users(X[:150], y[:150], u[:150])
     >>> fitted, info = select_hyperparameters(model, X[150:], y[150:], u[150:])
     >>> info.converged and (fitted.s0, fitted.s1) == (info.s0, info.s1)
     True

@@ -1,5 +1,7 @@
 """Multi-user SSI: the influence of a (user, item) candidate on the (s_0, s_1) validation selects.
 
+(Over 400 lines: the SSI directions and the scores that share their per-fit tensors.)
+
 With s = (s_0, s_1) (or the subset chosen) fitted at s* = argmin V, V(s) = Σ_{j∈Val} ℓ(z_j;
 θ*_{u_j}(s)), up-weighting a candidate z = (x, y) of user u by ε (F ← F + ε ℓ(z; θ_u)) moves the
 selected hyperparameters by the implicit function theorem on ∇_s V(s*) = 0:
@@ -37,15 +39,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from alloop.models import likelihoods as lk
 from alloop.models.tensors import DTYPE
-from alloop.multiuser.model import (
-    HierarchicalGLM,
+from alloop.multiuser.outputs import (
     per_user_loss_gradients,
     per_user_outputs,
     per_user_outputs_many,
@@ -54,6 +55,9 @@ from alloop.multiuser.queries import BATCH_SIZE, _hyper_indices, candidate_input
 from alloop.multiuser.regularity import _validation_tensors, _value_and_gradient
 from alloop.multiuser.tangent import HYPERPARAMETERS
 from alloop.regularity import heuristics as hx
+
+if TYPE_CHECKING:
+    from alloop.multiuser.model import HierarchicalGLM
 
 __all__ = [
     "MultiUserSSIDirections",
@@ -286,7 +290,7 @@ def _floored(model, raw, idx, bounds, floor, n_val) -> np.ndarray:
     )
     warnings.warn(
         f"multi-user SSI: {reason}, so s is not an interior minimum of the validation loss; "
-        "using eigenvalues max(|λ|, floor). Widen the search box (MultiUserLoop(bounds=...), "
+        "using eigenvalues max(|λ|, floor). Widen the search box (HierarchicalRegularity(bounds=...), "
         "bounds= of the SSI scores) or check the validation split.",
         RuntimeWarning,
         stacklevel=3,
@@ -393,7 +397,7 @@ def ssi_scores(
     >>> from alloop.multiuser import HierarchicalGLM, select_hyperparameters
     >>> rng = np.random.default_rng(7); X = rng.normal(size=(60, 2)); u = np.arange(60) % 3
     >>> W = 0.5 * rng.normal(size=(3, 2)); y = (X * W[u]).sum(1) + rng.normal(size=60)
-    >>> model = HierarchicalGLM().fit(X[:40], y[:40], u[:40], n_users=4)
+    >>> model = HierarchicalGLM().fit_users(X[:40], y[:40], u[:40], n_users=4)
     >>> val = (X[40:], y[40:], u[40:])
     >>> fitted, info = select_hyperparameters(model, *val)  # s* first: SSI is ds*/dε
     >>> scores = ssi_scores(fitted, X[:4], [0, 1, 2, 3], *val)  # user 3 has no labels

@@ -119,7 +119,7 @@ def block_tangents(
     >>> import numpy as np
     >>> from alloop.multiuser import HierarchicalGLM
     >>> rng = np.random.default_rng(0); X = rng.normal(size=(30, 2)); users = np.arange(30) % 3
-    >>> model = HierarchicalGLM("gaussian").fit(X, X[:, 0] + users, users, n_users=4)
+    >>> model = HierarchicalGLM("gaussian").fit_users(X, X[:, 0] + users, users, n_users=4)
     >>> t = model.tangents()
     >>> bool((t.users[:, 3] == t.global_).all())  # user 3 has no data: inherits θ_0's tangent
     True

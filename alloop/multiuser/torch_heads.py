@@ -75,7 +75,7 @@ class HierarchicalHeads:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0); X = rng.normal(size=(40, 2)); u = np.arange(40) % 2
     >>> y = np.sin(X[:, 0]) + 0.5 * u
-    >>> model = HierarchicalHeads(hidden=(4,), epochs=5).fit(X, y, u, n_users=3)
+    >>> model = HierarchicalHeads(hidden=(4,), epochs=5).fit_users(X, y, u, n_users=3)
     >>> model.heads_.shape, bool((model.heads_[2] == model.head0_).all())
     (torch.Size([3, 5]), True)
     """
@@ -97,6 +97,7 @@ class HierarchicalHeads:
         seed: int = 0,
         sigma2: float = 1.0,
         warm_start: bool = False,
+        n_users: int | None = None,
     ) -> None:
         if likelihood not in lk.LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
@@ -112,6 +113,7 @@ class HierarchicalHeads:
         self.optimizer, self.lr, self.momentum = optimizer, float(lr), float(momentum)
         self.epochs, self.batch_size, self.schedule = int(epochs), int(batch_size), schedule
         self.seed, self.sigma2, self.warm_start = int(seed), float(sigma2), warm_start
+        self.n_users = None if n_users is None else int(n_users)  # U for fit on pair rows
         self.trunk_: torch.Tensor | None = None
         self.head0_: torch.Tensor | None = None
         self.heads_: torch.Tensor | None = None
@@ -169,8 +171,59 @@ class HierarchicalHeads:
             raise ValueError(f"labels outside the known classes {self.classes_.tolist()!r}")
         return torch.as_tensor(index, dtype=DTYPE if self.likelihood == "bernoulli" else torch.long)
 
+    # ------------------------------------------------------------------ the loop's protocol
+    @property
+    def s(self) -> np.ndarray:
+        """The hyperparameter vector (s_0, s_1)."""
+        return np.array([self.s0, self.s1])
+
+    def with_s(self, s: Any) -> HierarchicalHeads:
+        """An unfitted copy at s = (s_0, s_1)."""
+        values = np.asarray(s, dtype=np.float64).reshape(-1)
+        if values.shape != (2,) or not np.isfinite(values).all():
+            raise ValueError(f"s of HierarchicalHeads is the finite pair (s0, s1); got {s!r}")
+        new = self.clone()
+        new.s0, new.s1 = float(values[0]), float(values[1])
+        return new
+
+    def clone(self) -> HierarchicalHeads:
+        """An unfitted copy with the same settings."""
+        return HierarchicalHeads(
+            self.likelihood, self.s0, self.s1, hidden=self.hidden, trunk_decay=self.trunk_decay,
+            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum, epochs=self.epochs,
+            batch_size=self.batch_size, schedule=self.schedule, seed=self.seed,
+            sigma2=self.sigma2, warm_start=self.warm_start, n_users=self.n_users,
+        )
+
+    def fit(self, X: Any, y: Any, classes: Any = None) -> HierarchicalHeads:
+        """Train on pair rows ``[user, x...]`` (:func:`alloop.multiuser.pool.pair_rows`)."""
+        from alloop.multiuser.pool import split_pairs
+
+        features, users = split_pairs(X)
+        return self.fit_users(features, y, users, n_users=self.n_users, classes=classes)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions for pair rows ``[user, x...]``."""
+        from alloop.multiuser.pool import split_pairs
+
+        return self.predict_users(*split_pairs(X))
+
+    #: the strategies it scores itself: SLD along its SGDF tangents
+    regularity_strategies = ("sld",)
+
+    def regularity_scores(
+        self, name: str, X: Any, *, X_val: Any = None, y_val: Any = None,
+        variant: str = "unlabeled", y_pool: Any = None, **_: Any,
+    ) -> np.ndarray:
+        """The ``sld`` strategy on pair rows: :meth:`sld_scores` with the SGDF tangents."""
+        from alloop.multiuser.pool import split_pairs
+
+        if name != "sld":
+            raise ValueError(f"HierarchicalHeads scores sld only (SGDF tangents); got {name!r}")
+        return self.sld_scores(*split_pairs(X), y_pool if variant == "labeled" else None)
+
     # ------------------------------------------------------------------ fitting
-    def fit(
+    def fit_users(
         self,
         X: Any,
         y: Any,
@@ -287,7 +340,8 @@ class HierarchicalHeads:
         with torch.no_grad():
             return self._outputs(self.trunk_, self.heads_, Xt, torch.as_tensor(np.asarray(users)))
 
-    def predict(self, X: Any, users: Any) -> np.ndarray:
+    def predict_users(self, X: Any, users: Any) -> np.ndarray:
+        """Each row's prediction by its user's head."""
         f = self.decision(X, users)
         if self.task == "regression":
             return f[:, 0].numpy()

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from alloop.config.model.glm import GLMConfig
+from alloop.config.model.hierarchical import HierarchicalConfig
 from alloop.config.model.mlp import MLPConfig
 from alloop.config.model.sklearn import SklearnConfig
 from alloop.config.model.strength import Strength
@@ -27,7 +28,7 @@ def _default_kind(value: Any) -> Any:
 
 
 ModelConfig = Annotated[
-    GLMConfig | MLPConfig | SklearnConfig, Field(discriminator="kind"), BeforeValidator(_default_kind)
+    GLMConfig | MLPConfig | SklearnConfig | HierarchicalConfig, Field(discriminator="kind"), BeforeValidator(_default_kind)
 ]
 
-__all__ = ["GLMConfig", "MLPConfig", "ModelConfig", "SklearnConfig", "Strength"]
+__all__ = ["GLMConfig", "HierarchicalConfig", "MLPConfig", "ModelConfig", "SklearnConfig", "Strength"]

@@ -13,6 +13,6 @@ class GLMConfig(Strength):
     """Logistic (binary or softmax) or linear (ridge) regression."""
 
     kind: Literal["logistic", "linear"] = Field(
-        "logistic", description="logistic (binary or softmax) | linear (ridge) | mlp | sklearn"
+        "logistic", description="logistic (binary or softmax) | linear (ridge) | mlp | sklearn | hierarchical"
     )
     params: dict[str, Any] = Field(default_factory=dict, description="extra constructor arguments of the model")

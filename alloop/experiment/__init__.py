@@ -245,6 +245,11 @@ def build_loop(
     """Everything ``alloop run`` builds before the first round."""
     import strategies
 
+    if config.data.user_column is not None:  # multi-user: (user, item) pairs, hierarchical model
+        from alloop.experiment.multiuser import build_multiuser_loop
+
+        return build_multiuser_loop(config, tracking_uri=tracking_uri, progress=progress, track=track)
+
     data = prepare_data(config)
     model = build_model(config, data.task, None if data.classes is None else len(data.classes))
     strategies.check_compatible(strategies.get(config.strategy.name), model)  # before any run
