@@ -42,8 +42,10 @@ def test_one_off_run_fails_on_error_and_nests_under_a_parent(tmp_path):
     assert got.info.status == "FAILED"
     assert got.data.tags["mlflow.parentRunId"] == parent.run_id
     tracker.tag_run(parent.run_id, {"alloop.warning": "late"})
+    tracker.existing_run(parent.run_id).log_metrics({"late_metric": 2.0})
     tracker.end_run(child.run_id, "KILLED")
     assert client.get_run(parent.run_id).data.tags["alloop.warning"] == "late"
+    assert client.get_run(parent.run_id).data.metrics == {"late_metric": 2.0}
     assert client.get_run(child.run_id).info.status == "KILLED"
 
 

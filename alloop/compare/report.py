@@ -205,31 +205,24 @@ def report(
 
 
 def _log_summary(rep: Report, uri: str) -> str:
-    import time
+    """The summary as a one-off run of the experiment (tag ``alloop=summary``)."""
+    from alloop.tracking.mlflow_tracker import MlflowTracker
 
-    import mlflow
-    from mlflow.entities import Metric, Param
-
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    run = client.create_run(rep.runs.experiment_id, run_name="summary", tags={"alloop": SUMMARY})
-    stamp = int(time.time() * 1000)
     metric = rep.metric
-    values = []
+    values = {}
     for _, row in rep.table.iterrows():
         for column, key in ((f"nauc_{metric}", "nauc"), (f"final_{metric}", "final"),
                             ("labels_95", "labels_95"), ("labels_99", "labels_99"),
                             ("p_vs_random", "p_vs_random"), ("p_vs_best", "p_vs_best")):
             if np.isfinite(row[column]):
-                values.append(Metric(f"{key}.{row['strategy']}", float(row[column]), stamp, 0))
-    client.log_batch(
-        run.info.run_id, metrics=values,
-        params=[Param("metric", metric), Param("seeds", str(len(rep.runs.seeds))),
-                Param("strategies", ",".join(rep.table["strategy"]))],
-    )
-    for path in rep.files:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+                values[f"{key}.{row['strategy']}"] = float(row[column])
+    with MlflowTracker(rep.runs.experiment, uri).one_off_run("summary", tags={"alloop": SUMMARY}) as run:
+        run.log_params({"metric": metric, "seeds": str(len(rep.runs.seeds)),
+                        "strategies": ",".join(rep.table["strategy"])})
+        run.log_metrics(values)
+        for path in rep.files:
+            run.log_artifact(path)
+    return run.run_id
 
 
 def overview(reports: Sequence[Report]) -> str:

@@ -33,7 +33,7 @@ def identity(params: dict[str, str]) -> dict[str, str]:
 
 def config_params(config: ExperimentConfig) -> dict[str, str]:
     """A config as the flat string params its MLflow parent run carries."""
-    from alloop.tracking.mlflow_tracker import flatten
+    from alloop.tracking.params import flatten
 
     return flatten(config.model_dump(mode="json"))
 

@@ -173,9 +173,10 @@ def _build_sklearn(m: SklearnConfig, seed: int) -> Any:
     from alloop.models.sklearn_adapter import SklearnModel
 
     params = dict(m.params)
-    if "random_state" in inspect.signature(cls).parameters:  # reproducible, and resumable
-        params.setdefault("random_state", seed)
-    return SklearnModel(cls(**params))
+    estimator = cls(**params)
+    if "random_state" in estimator.get_params() and "random_state" not in params:
+        estimator.set_params(random_state=seed)  # reproducible, and resumable
+    return SklearnModel(estimator)
 
 
 def automatic_regularity(

@@ -371,7 +371,7 @@ class ActiveLoop(Setup):
 
     def _remember_late_run_id(self) -> str | None:
         """A tracker that was unreachable at start creates its run later: keep that id for --resume."""
-        late = getattr(self.tracker, "run_id", None)
+        late = self.tracker.run_id
         if late is not None and late != self._run_id:
             self.store.set_meta("run_id", late)
             self._run_id = late

@@ -39,6 +39,10 @@ class OneOffRun(Protocol):
 
 
 class Tracker(Protocol):
+    #: the parent run's id once it exists (a tracker that was unreachable at ``start`` creates
+    #: it later; the loop keeps that id for ``--resume``)
+    run_id: str | None
+
     def start(self, run_name: str, params: dict[str, Any], resume_run_id: str | None) -> str | None:
         """Open (or reopen) the parent run; return its id."""
 
@@ -55,6 +59,10 @@ class Tracker(Protocol):
         """Open a run of its own; it ends FINISHED when the block exits, FAILED on an exception."""
         ...
 
+    def existing_run(self, run_id: str) -> OneOffRun:
+        """A handle on a run already logged, to add metrics, tags or files to it."""
+        ...
+
     def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Add tags to a run already logged (e.g. warnings a comparison noted for a loop's run)."""
         ...
@@ -66,6 +74,8 @@ class Tracker(Protocol):
 
 class NullTracker:
     """Tracks nothing (the Python API's default when no tracking URI is given)."""
+
+    run_id: str | None = None
 
     def start(self, run_name: str, params: dict[str, Any], resume_run_id: str | None) -> None:
         return None
@@ -84,6 +94,9 @@ class NullTracker:
         self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
     ) -> Iterator[OneOffRun]:
         yield NullRun()
+
+    def existing_run(self, run_id: str) -> OneOffRun:
+        return NullRun()
 
     def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
         return None

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from alloop.tracking.base import RoundReport
+from alloop.tracking.mlflow_run import MlflowRun
+from alloop.tracking.params import flatten
 from alloop.tracking.resilient import Backoff, ResilientTracker
 
 #: MLflow's local SQLite store in the working directory: the zero-set-up default.
@@ -52,18 +54,6 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
         return None
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     return (db.parent.resolve() / "mlartifacts" / experiment).as_uri()
-
-
-def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config → flat ``a.b.c`` keys with string values (MLflow params)."""
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = str(value)[:6000]
-    return out
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -380,6 +370,9 @@ class MlflowTracker(ResilientTracker):
             raise
         self.writer.client.set_terminated(run.run_id, "FINISHED")
 
+    def existing_run(self, run_id: str) -> MlflowRun:
+        return MlflowRun(self.writer.client, run_id)
+
     def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             self.writer.client.set_tag(run_id, key, value)
@@ -399,32 +392,3 @@ class MlflowTracker(ResilientTracker):
     def tracking_uri(self) -> str:
         return self.writer.tracking_uri
 
-
-class MlflowRun:
-    """One run opened by :meth:`MlflowTracker.one_off_run` (params and metrics in batches)."""
-
-    def __init__(self, client: Any, run_id: str) -> None:
-        self._client = client
-        self.run_id: str | None = run_id
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in flatten(dict(params)).items()]
-        for start in range(0, len(items), 100):
-            self._client.log_batch(self.run_id, params=items[start : start + 100])
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        from mlflow.entities import Metric
-
-        stamp = int(pd.Timestamp.now().timestamp() * 1000)
-        items = [Metric(k, float(v), stamp, step or 0) for k, v in metrics.items()]
-        for start in range(0, len(items), 500):
-            self._client.log_batch(self.run_id, metrics=items[start : start + 500])
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self._client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        for key, value in tags.items():
-            self._client.set_tag(self.run_id, key, str(value))

@@ -9,8 +9,8 @@ import os
 import re
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -43,52 +43,32 @@ def metric_name(name: str) -> str:
 class Tracker:
     """One MLflow parent run per script invocation, one nested run per (setting, seed).
 
-    Uses :class:`alloop.tracking.MlflowTracker` for the experiment (same artifact layout as
-    ``alloop run``) and writes with the plain ``MlflowClient``.
+    Every run is a :meth:`alloop.tracking.MlflowTracker.one_off_run` (same experiment and
+    artifact layout as ``alloop run``); the parent stays open until :meth:`finish`.
     """
 
     def __init__(self, experiment: str, run_name: str, params: dict[str, Any], uri: str | None) -> None:
-        from mlflow.entities import Param
-
         from alloop.tracking import MlflowTracker
-        from alloop.tracking.mlflow_tracker import flatten
 
-        base = MlflowTracker(experiment, uri)
-        self.client, self.experiment_id = base.client, base.experiment_id
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={"alloop": "reproduction"})
-        self.run_id = run.info.run_id
-        items = [Param(k, v) for k, v in flatten(params).items()]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[start : start + 100])
+        self._tracker = MlflowTracker(experiment, uri)
+        self._open = ExitStack()
+        self._parent = self._open.enter_context(
+            self._tracker.one_off_run(run_name, tags={"alloop": "reproduction"})
+        )
+        self.run_id = self._parent.run_id
+        self._parent.log_params(params)
 
     def child(self, name: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
         """A finished nested run holding one setting's metrics."""
-        from mlflow.entities import Metric, Param
-
-        from alloop.tracking.mlflow_tracker import flatten
-
-        run = self.client.create_run(
-            self.experiment_id, run_name=name, tags={"mlflow.parentRunId": self.run_id}
-        )
-        rid = run.info.run_id
-        stamp = int(time.time() * 1000)
-        self.client.log_batch(
-            rid,
-            params=[Param(k, v) for k, v in flatten(params).items()],
-            metrics=[Metric(metric_name(k), float(v), stamp, 0) for k, v in metrics.items() if v == v],
-        )
-        self.client.set_terminated(rid, "FINISHED")
+        with self._tracker.one_off_run(name, parent_run_id=self.run_id) as run:
+            run.log_params(params)
+            run.log_metrics({metric_name(k): float(v) for k, v in metrics.items() if v == v})
 
     def finish(self, metrics: dict[str, float], files: Iterable[Path]) -> None:
-        from mlflow.entities import Metric
-
-        stamp = int(time.time() * 1000)
-        items = [Metric(metric_name(k), float(v), stamp, 0) for k, v in metrics.items() if v == v]
-        for start in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[start : start + 500])
+        self._parent.log_metrics({metric_name(k): float(v) for k, v in metrics.items() if v == v})
         for path in files:
-            self.client.log_artifact(self.run_id, str(path))
-        self.client.set_terminated(self.run_id, "FINISHED")
+            self._parent.log_artifact(path)
+        self._open.close()  # the parent run ends FINISHED
 
 
 class NoTracker:

@@ -190,12 +190,7 @@ def run_one(
         "other_runtime_warnings": float(sum(not m.startswith("SSI:") for m in messages)),
     }
     if tracker is not None and result.run_id is not None:
-        from mlflow.entities import Metric
-
-        stamp = int(time.time() * 1000)
-        tracker.client.log_batch(
-            result.run_id, metrics=[Metric(f"run.{k}", v, stamp, 0) for k, v in counts.items()]
-        )
+        tracker.existing_run(result.run_id).log_metrics({f"run.{k}": v for k, v in counts.items()})
     curve = result.curve[["round", "labels", "rmse", "s"]].assign(strategy=strategy, seed=seed)
     return curve, counts
 
