@@ -117,7 +117,7 @@ def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
     return rows
 
 
-def six_sets(uri: str, parts: list[str]) -> None:
+def six_sets(uri: str, parts: list[str], full_tables: bool = True) -> None:
     found = {e: _load(e, uri) for e in SIX}
     parts += ["## Six benchmark sets: every metric", ""]
     missing = [e for e, r in found.items() if r is None]
@@ -139,7 +139,7 @@ def six_sets(uri: str, parts: list[str]) -> None:
               "Wilcoxon signed-rank test over seeds on the nAUC.", "", *portfolio, ""]
     parts += ["## Six benchmark sets: full tables", ""]
     for experiment, runs in found.items():
-        if runs is None:
+        if runs is None or not full_tables:
             continue
         for m in SIX[experiment][1][:2]:  # accuracy and log-loss (rmse and mae)
             if m not in runs.curves:
@@ -235,13 +235,16 @@ def timings(uri: str, parts: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--page", type=Path, default=PAGE, help="where to write the page")
+    parser.add_argument("--no-full-tables", action="store_true",
+                        help="leave out the per-set tables and figures (quick draft)")
     args = parser.parse_args()
     parts = ["# Strategy comparison", "", (RESULTS / "preamble.md").read_text().strip(), ""]
-    six_sets(args.tracking_uri, parts)
+    six_sets(args.tracking_uri, parts, full_tables=not args.no_full_tables)
     lu2023(args.tracking_uri, parts)
     timings(args.tracking_uri, parts)
-    PAGE.write_text("\n".join(parts))
-    print(f"wrote {PAGE}")
+    args.page.write_text("\n".join(parts))
+    print(f"wrote {args.page}")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ STRATEGIES_SVM = ["random", "margin"]
 RUN = ["wdbc", "breast", "diabetes", "spam", "creditcard", "birthwt", "affairs", "credit_cards",
        "swisslabor", "mroz"]
 #: seeds and rounds per task model, sized to fit the suite in 90 minutes on 2 cores (RESULTS.md)
-SEEDS = {"svm": 10, "glm": 6}
+SEEDS = {"svm": 6, "glm": 6}
 ROUNDS = {"svm": 40, "glm": 40}
 METRICS = "[accuracy, log_loss, roc_auc, average_precision]"
 
