@@ -117,7 +117,7 @@ def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
     return rows
 
 
-def six_sets(uri: str, parts: list[str], full_tables: bool = True) -> None:
+def six_sets(uri: str, parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
     found = {e: _load(e, uri) for e in SIX}
     parts += ["## Six benchmark sets: every metric", ""]
     missing = [e for e, r in found.items() if r is None]
@@ -145,9 +145,14 @@ def six_sets(uri: str, parts: list[str], full_tables: bool = True) -> None:
             if m not in runs.curves:
                 continue
             out = RESULTS / experiment / m
+            cached = out / "section.md"
+            if reuse and cached.exists():  # written by an earlier build of the same runs
+                parts.append(cached.read_text())
+                continue
             rep = report(experiment, uri, out, metric=m, log=False)
             figure = Path(os.path.relpath(out / "learning_curves.png", PAGE.parent)).as_posix()
             text = section(rep, figure, heading="###").replace(f"### {experiment}", f"### {experiment}: {m}", 1)
+            cached.write_text(text)
             parts.append(text)
 
 
@@ -238,9 +243,11 @@ def main() -> None:
     parser.add_argument("--page", type=Path, default=PAGE, help="where to write the page")
     parser.add_argument("--no-full-tables", action="store_true",
                         help="leave out the per-set tables and figures (quick draft)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the per-set tables an earlier build wrote (only if those runs are unchanged)")
     args = parser.parse_args()
     parts = ["# Strategy comparison", "", (RESULTS / "preamble.md").read_text().strip(), ""]
-    six_sets(args.tracking_uri, parts, full_tables=not args.no_full_tables)
+    six_sets(args.tracking_uri, parts, full_tables=not args.no_full_tables, reuse=args.reuse)
     lu2023(args.tracking_uri, parts)
     timings(args.tracking_uri, parts)
     args.page.write_text("\n".join(parts))
