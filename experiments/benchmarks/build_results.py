@@ -1,0 +1,258 @@
+"""Build experiments/RESULTS.md from the MLflow runs of the benchmark suite (no number typed in).
+
+    python experiments/benchmarks/build_results.py --tracking-uri sqlite:////tmp/bench/mlflow.db
+
+For each benchmark experiment found in the tracking store it writes ``alloop report`` files per
+metric into ``experiments/results/<experiment>/<metric>/`` and assembles one page:
+the hand-written text of ``experiments/results/preamble.md``, then generated tables -- every set
+on accuracy and on metrics the majority class cannot fool (log-loss, ROC-AUC, average precision),
+the portfolio against its best arm, and Lu et al.'s binary protocol beside the paper's figures
+(``lu2023/paper_aubc.csv``, quoted from the paper's repository, not computed here). Experiments
+that are not in the store are listed as not run. The wall time of each config comes from the
+``timings.tsv`` that ``run_suite.sh`` writes beside the tracking database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alloop.compare.report import report, section
+from alloop.compare.runs import load_comparison
+from alloop.compare.stats import paired_wilcoxon, run_statistics
+from alloop.metrics import LOWER_IS_BETTER
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "experiments" / "results"
+PAGE = ROOT / "experiments" / "RESULTS.md"
+HERE = Path(__file__).resolve().parent
+
+SIX = {  # experiment → (config, metrics reported)
+    "bench-breast-cancer": ("breast_cancer", ["accuracy", "log_loss", "roc_auc", "average_precision"]),
+    "bench-credit-cards": ("credit_cards", ["accuracy", "log_loss", "roc_auc", "average_precision"]),
+    "bench-fine-foods": ("fine_foods", ["accuracy", "log_loss", "roc_auc"]),
+    "bench-digits": ("digits", ["accuracy", "log_loss", "roc_auc"]),
+    "bench-diabetes": ("diabetes", ["rmse", "mae"]),
+    "bench-check-times": ("check_times", ["rmse", "mae"]),
+}
+LU_SETS = ["wdbc", "breast", "diabetes", "spam", "creditcard", "birthwt", "affairs", "credit_cards",
+           "swisslabor", "mroz"]
+LU_METRICS = ["accuracy", "log_loss", "roc_auc", "average_precision"]
+PORTFOLIO_ARMS = {"classification": ["margin", "coreset", "random"],
+                  "regression": ["coreset", "egl", "random"]}
+
+
+def _p(value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return "—"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _nauc(runs, metric: str) -> pd.DataFrame:
+    """seed × strategy table of the nAUC of ``metric``, seeds every strategy finished."""
+    per_run = run_statistics(runs.curves, runs.full, metric, metric in LOWER_IS_BETTER)
+    return per_run.pivot(index="seed", columns="strategy", values="nauc").dropna()
+
+
+def _load(experiment: str, uri: str):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_comparison(experiment, uri)
+    except ValueError:
+        return None
+
+
+def metric_table(runs, metrics: list[str]) -> str:
+    """One row per strategy: nAUC of each metric (mean over seeds) and p vs random."""
+    tables = {m: _nauc(runs, m) for m in metrics if m in runs.curves}
+    first = tables[metrics[0]]
+    lower0 = metrics[0] in LOWER_IS_BETTER
+    order = first.mean().sort_values(ascending=lower0).index.tolist()
+    head = ["strategy"] + [f"nAUC {m} {'↓' if m in LOWER_IS_BETTER else '↑'} (p vs random)" for m in tables]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in order:
+        cells = [s]
+        for m, t in tables.items():
+            mean = t[s].mean()
+            p = paired_wilcoxon(t[s], t["random"]) if s != "random" and "random" in t else math.nan
+            better = (mean < t["random"].mean()) == (m in LOWER_IS_BETTER) if "random" in t else None
+            mark = "" if not np.isfinite(p) or p >= 0.05 else (" **+**" if better else " **−**")
+            cells.append(f"{mean:.4f} ({_p(p)}){mark}")
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = len(first)
+    return "\n".join(lines) + (
+        f"\n\n{seeds} seeds paired. **+** / **−**: better / worse than random at p < 0.05 "
+        f"(two-sided Wilcoxon signed-rank on the nAUC; smallest possible p with {seeds} seeds: "
+        f"{2 / 2**seeds:.2g}).\n"
+    )
+
+
+def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
+    arms = PORTFOLIO_ARMS[runs.task]
+    rows = []
+    for m in metrics:
+        if m not in runs.curves:
+            continue
+        t = _nauc(runs, m)
+        if "portfolio" not in t or not all(a in t for a in arms):
+            continue
+        lower = m in LOWER_IS_BETTER
+        means = t[arms].mean()
+        best = means.idxmin() if lower else means.idxmax()
+        diff = t["portfolio"].mean() - t[best].mean()
+        p = paired_wilcoxon(t["portfolio"], t[best])
+        worse = (diff > 0) == lower and diff != 0
+        verdict = ("**worse** (p < 0.05)" if worse and p < 0.05 else
+                   "better (p < 0.05)" if not worse and p < 0.05 else "no significant difference")
+        p_rand = paired_wilcoxon(t["portfolio"], t["random"])
+        rows.append(f"| {name} | {m} | {best} {t[best].mean():.4f} | {t['portfolio'].mean():.4f} | "
+                    f"{diff:+.4f} | {_p(p)} | {verdict} | {_p(p_rand)} | {len(t)} |")
+    return rows
+
+
+def six_sets(uri: str, parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
+    found = {e: _load(e, uri) for e in SIX}
+    parts += ["## Six benchmark sets: every metric", ""]
+    missing = [e for e, r in found.items() if r is None]
+    if missing:
+        parts += [f"Not run (no finished runs in the store): {', '.join(missing)}.", ""]
+    portfolio = ["| set | metric | best arm (nAUC) | portfolio | portfolio − best arm | p | verdict | "
+                 "p vs random | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    for experiment, runs in found.items():
+        if runs is None:
+            continue
+        config, metrics = SIX[experiment]
+        metrics = [m for m in metrics if m in runs.curves]
+        parts += [f"### {experiment}", "", metric_table(runs, metrics)]
+        portfolio += portfolio_rows(experiment, runs, metrics)
+    parts += ["## Portfolio against its best arm", "",
+              "The portfolio (Exp3 over margin, core-set and random on classification; core-set, "
+              "EGL and random on regression) against whichever of its arms has the best mean nAUC on "
+              "that set and metric, chosen after the fact (which favours the arm). p: two-sided "
+              "Wilcoxon signed-rank test over seeds on the nAUC.", "", *portfolio, ""]
+    parts += ["## Six benchmark sets: full tables", ""]
+    for experiment, runs in found.items():
+        if runs is None or not full_tables:
+            continue
+        for m in SIX[experiment][1][:2]:  # accuracy and log-loss (rmse and mae)
+            if m not in runs.curves:
+                continue
+            out = RESULTS / experiment / m
+            cached = out / "section.md"
+            if reuse and cached.exists():  # written by an earlier build of the same runs
+                parts.append(cached.read_text())
+                continue
+            rep = report(experiment, uri, out, metric=m, log=False)
+            figure = Path(os.path.relpath(out / "learning_curves.png", PAGE.parent)).as_posix()
+            text = section(rep, figure, heading="###").replace(f"### {experiment}", f"### {experiment}: {m}", 1)
+            cached.write_text(text)
+            parts.append(text)
+
+
+def lu2023(uri: str, parts: list[str]) -> None:
+    paper = pd.read_csv(HERE / "lu2023" / "paper_aubc.csv").set_index("set")
+    parts += ["## Lu, Li & Lin (2023) binary protocol", ""]
+    head = ("| set | pool | seeds | uniform AUBC | margin AUBC | margin − uniform | p | paper: uniform | "
+            "paper: US-C | paper: US-C − uniform |")
+    svm = [head, "|" + "---|" * (head.count("|") - 1)]
+    not_run = []
+    glm_runs = {}
+    for name in LU_SETS:
+        runs = _load(f"lu2023-{name}-svm", uri)
+        glm_runs[name] = _load(f"lu2023-{name}-glm", uri)
+        if runs is None:
+            not_run.append(f"{name} (SVM)")
+            continue
+        t = _nauc(runs, "accuracy")
+        pool = int(runs.full["labels"].iloc[0]) if "labels" in runs.full and len(runs.full) else math.nan
+        diff = t["margin"].mean() - t["random"].mean()
+        p = paired_wilcoxon(t["margin"], t["random"])
+        if name in paper.index:
+            row = paper.loc[name]
+            ref = f"{row['uniform']:.4f} | {row['us_c']:.4f} | {row['us_c'] - row['uniform']:+.4f}"
+        else:
+            ref = "— | — | —"
+        svm.append(f"| {name} | {pool} | {len(t)} | {t['random'].mean():.4f} | {t['margin'].mean():.4f} | "
+                   f"{diff:+.4f} | {_p(p)} | {ref} |")
+        (RESULTS / "lu2023").mkdir(parents=True, exist_ok=True)
+        t.to_csv(RESULTS / "lu2023" / f"{name}-svm-nauc.csv")
+    parts += ["### RBF-SVM: uncertainty (margin) against uniform", "", *svm, ""]
+    if not_run:
+        parts += [f"Not run: {', '.join(not_run)}.", ""]
+    for metric in ("accuracy", "roc_auc", "log_loss"):
+        tables = {n: _nauc(r, metric) for n, r in glm_runs.items() if r is not None and metric in r.curves}
+        if not tables:
+            continue
+        strategies = sorted(set().union(*[set(t.columns) for t in tables.values()]))
+        lower = metric in LOWER_IS_BETTER
+        head = ["set", "seeds", *strategies]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        wins = {s: [0, 0] for s in strategies}  # [better than random at p<.05, worse]
+        for n, t in tables.items():
+            cells = [n, str(len(t))]
+            best = t.mean().idxmin() if lower else t.mean().idxmax()
+            for s in strategies:
+                if s not in t:
+                    cells.append("—")
+                    continue
+                p = paired_wilcoxon(t[s], t["random"]) if s != "random" else math.nan
+                better = (t[s].mean() < t["random"].mean()) == lower
+                mark = "" if not np.isfinite(p) or p >= 0.05 else ("+" if better else "−")
+                if mark:
+                    wins[s][0 if better else 1] += 1
+                value = f"{t[s].mean():.4f}{mark}"
+                cells.append(f"**{value}**" if s == best else value)
+            lines.append("| " + " | ".join(cells) + " |")
+            t.to_csv(RESULTS / "lu2023" / f"{n}-glm-nauc-{metric}.csv")
+        lines.append("| better / worse than random (p < 0.05) | | "
+                     + " | ".join(f"{wins[s][0]} / {wins[s][1]}" for s in strategies) + " |")
+        parts += [f"### Logistic GLM, every strategy: nAUC of {metric} ({'lower' if lower else 'higher'} is better)",
+                  "", *lines, "",
+                  "Bold: best mean on the set. +/−: better/worse than random, two-sided Wilcoxon "
+                  "signed-rank on the nAUC over seeds, p < 0.05.", ""]
+    missing = [n for n, r in glm_runs.items() if r is None]
+    if missing:
+        parts += [f"GLM not run: {', '.join(missing)}.", ""]
+
+
+def timings(uri: str, parts: list[str]) -> None:
+    path = Path(uri.removeprefix("sqlite:///")).parent / "timings.tsv"
+    if not path.exists():
+        return
+    t = pd.read_csv(path, sep="\t", names=["config", "seconds", "finished"])
+    t = t.groupby("config", sort=False)["seconds"].sum().reset_index()  # a resumed config adds up
+    t.to_csv(RESULTS / "timings.csv", index=False)
+    parts += ["## Wall time of each config", "",
+              "`alloop compare --jobs 2` under `nice -n 19`, on 2 CPU cores shared with other work "
+              "(so an upper bound on an idle machine); a config resumed with more seeds adds up.", "",
+              "| config | seconds |", "|---|---|",
+              *[f"| {r.config} | {r.seconds} |" for r in t.itertuples()],
+              f"| **total** | {t['seconds'].sum()} |", ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--page", type=Path, default=PAGE, help="where to write the page")
+    parser.add_argument("--no-full-tables", action="store_true",
+                        help="leave out the per-set tables and figures (quick draft)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the per-set tables an earlier build wrote (only if those runs are unchanged)")
+    args = parser.parse_args()
+    parts = ["# Strategy comparison", "", (RESULTS / "preamble.md").read_text().strip(), ""]
+    six_sets(args.tracking_uri, parts, full_tables=not args.no_full_tables, reuse=args.reuse)
+    lu2023(args.tracking_uri, parts)
+    timings(args.tracking_uri, parts)
+    args.page.write_text("\n".join(parts))
+    print(f"wrote {args.page}")
+
+
+if __name__ == "__main__":
+    main()
