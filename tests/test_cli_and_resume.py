@@ -87,7 +87,7 @@ def test_strategies_command_lists_registry():
         ("name: x\ndata: [unclosed", "is not valid YAML"),
         ("name: x\ndata: {source: 'sklearn:digits'}\nstrategy: {name: nope}", "unknown strategy 'nope'; valid names:"),
         ("name: x\ndata: {source: 'sklearn:digits'}\nloop: {batch_size: -3}", "loop.batch_size: Input should be greater than 0 (got -3)"),
-        ("name: x\ndata: {source: 'sklearn:digits'}\nmodel: {kind: forest}", "model.kind: Input should be 'logistic', 'linear', 'mlp' or 'sklearn'"),
+        ("name: x\ndata: {source: 'sklearn:digits'}\nmodel: {kind: forest}", "model.kind: Input should be 'logistic', 'linear', 'mlp', 'sklearn' or 'hierarchical'"),
         ("name: x\ndata: {source: 'sklearn:digits'}\nloop: {batchsize: 3}", "loop.batchsize: unknown field"),
         ("name: x", "data: Field required"),
     ],

@@ -86,10 +86,13 @@ def test_fvm_continuation_takes_sam_steps_on_the_mean_validation_loss():
 
 def test_vm_reaches_the_validation_minimum():
     model, _, _, Xv, yv, _, _ = noisy_problem(seed=2)
-    vm = validation_minimum(model, Xv, yv, tol=1e-9)
+    # 1e-8, not 1e-9: near ‖∇L‖ ≈ 1e-9 the decrease Armijo asks of L (≈ ‖∇L‖²/λ_max) is below
+    # float64's resolution of L, so whether GD gets there depends on the BLAS summation order
+    # (1.74e-9 after 5000 steps with one thread count, < 1e-9 with another)
+    vm = validation_minimum(model, Xv, yv, tol=1e-8)
     Xt, yt = torch.as_tensor(Xv, dtype=DTYPE), model.encode_y(yv)
-    assert torch.func.grad(lambda t: model.loss(t, Xt, yt).mean())(vm.theta).norm() <= 1e-9
-    assert not vm.flat and vm.grad_norm <= 1e-9
+    assert torch.func.grad(lambda t: model.loss(t, Xt, yt).mean())(vm.theta).norm() <= 1e-8
+    assert not vm.flat and vm.grad_norm <= 1e-8
 
 
 # ----------------------------------------------------------------------------- scores
