@@ -8,7 +8,8 @@ Two levels:
   probability strategies and metrics check for). Any scikit-learn estimator fits it through
   :class:`alloop.models.SklearnModel`.
 * :class:`DifferentiableModel` — adds the view the tangent and influence math needs: the
-  parameters as one flat float64 vector ``theta_``, a pure output function ``output(theta, X)``,
+  parameters as one flat vector ``theta_`` (of the model's ``dtype`` on its ``device``:
+  float64 on the CPU by default), a pure output function ``output(theta, X)``,
   per-point losses, the regularizer ``e^s · C(θ)`` and its ``s``.
 
 The training objective is ``F(θ; s) = Σ_i ℓ(z_i; θ) + e^s · C(θ)`` (summed loss; see
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -111,7 +113,9 @@ class DifferentiableModel(ABC):
         """``X`` as a feature tensor of this model's dtype on its device."""
         return as_features(X, self.dtype, self.device)
 
-    def row_blocks(self, X: Any, batch_size: int = DEVICE_BATCH_ROWS):
+    def row_blocks(
+        self, X: Any, batch_size: int = DEVICE_BATCH_ROWS
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
         """``(slice, block)`` over rows of X, each block moved to the device on its own.
 
         The pool is converted on the CPU and only one block at a time is copied to an
