@@ -31,13 +31,13 @@ def _last_layer_input(model: Any, X: torch.Tensor) -> torch.Tensor:
 
     if isinstance(model, GLM):
         h = model.design(X)
-        return h if model.fit_intercept else torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype)], 1)
+        return h if model.fit_intercept else torch.cat([h, h.new_ones(h.shape[0], 1)], 1)
     module = getattr(model, "module_", None)
     if isinstance(model, TorchModel) and isinstance(module, nn.Sequential) and isinstance(module[-1], nn.Linear):
         params = model.params(model.theta_)
         body = {k: v for k, v in params.items() if not k.startswith(f"{len(module) - 1}.")}
         h = torch.func.functional_call(module[:-1], (body, model.buffers_), (X,))
-        return torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype)], 1)
+        return torch.cat([h, h.new_ones(h.shape[0], 1)], 1)
     raise TypeError(
         f"badge needs the last layer's input of the model; {type(model).__name__} is neither an "
         "alloop GLM nor a TorchModel whose module is an nn.Sequential ending in nn.Linear"
@@ -49,23 +49,27 @@ def gradient_embedding(model: Any, X: Any) -> np.ndarray:
 
     The last layer's bias is included as h's trailing 1 (for a GLM without intercept the
     trailing block is still the gradient of a would-be bias). The layout is the layer's
-    parameters (weight rows, then bias), flattened row by row.
+    parameters (weight rows, then bias), flattened row by row. It is computed on the model's
+    device, one row block at a time (``model.row_blocks``), and returned as float64.
     """
     import torch
 
     from alloop.models import likelihoods as lk
-    from alloop.models.tensors import as_dense, as_features
+    from alloop.models.tensors import as_dense, to_numpy
 
-    X = as_dense(as_features(X))
-    with torch.no_grad():
-        f = model.output(model.theta_, X)
-        if model.likelihood == "bernoulli":
-            y_hat = (f[:, 0] > 0).to(f.dtype)
-        else:
-            y_hat = f.argmax(dim=1)
-        r = lk.dnll_df(model.likelihood, f, y_hat)  # (n, K)
-        h = _last_layer_input(model, X)  # (n, d_h + 1)
-        return (h.unsqueeze(2) * r.unsqueeze(1)).reshape(X.shape[0], -1).numpy()
+    parts = []
+    for _, block in model.row_blocks(X):
+        Xb = as_dense(block)
+        with torch.no_grad():
+            f = model.output(model.theta_, Xb)
+            if model.likelihood == "bernoulli":
+                y_hat = (f[:, 0] > 0).to(f.dtype)
+            else:
+                y_hat = f.argmax(dim=1)
+            r = lk.dnll_df(model.likelihood, f, y_hat)  # (n, K)
+            h = _last_layer_input(model, Xb)  # (n, d_h + 1)
+            parts.append(to_numpy((h.unsqueeze(2) * r.unsqueeze(1)).reshape(Xb.shape[0], -1)))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def kmeanspp_order(E: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -59,7 +59,7 @@ def expected_residual_norm(
 
     from alloop.models import likelihoods as lk
     if likelihood == "gaussian":
-        return torch.full((f.shape[0],), math.sqrt(2.0 / math.pi / sigma2), dtype=f.dtype)
+        return torch.full((f.shape[0],), math.sqrt(2.0 / math.pi / sigma2), dtype=f.dtype, device=f.device)
     if likelihood == "bernoulli":
         p = torch.sigmoid(f[:, 0])
         return 2.0 * p * (1.0 - p)
@@ -78,7 +78,7 @@ def _row_sq_norms(X: Any) -> np.ndarray:
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
     if isinstance(X, torch.Tensor):
-        X = as_dense(X).numpy()
+        X = as_dense(X).cpu().numpy()
     X = np.asarray(X, dtype=np.float64)
     return np.einsum("ij,ij->i", X, X)
 
@@ -94,9 +94,11 @@ def _has_closed_form(model: DifferentiableModel) -> bool:
 
 
 def _glm_egl(model: GLM, X: Any) -> np.ndarray:
+    from alloop.models.tensors import to_numpy
+
     f = model.decision(X)
     design_sq = _row_sq_norms(X) + float(model.fit_intercept)  # ‖x̃‖², x̃ = design(x)
-    residual = expected_residual_norm(model.likelihood, f, model.sigma2).numpy()
+    residual = to_numpy(expected_residual_norm(model.likelihood, f, model.sigma2))
     return np.sqrt(design_sq) * residual
 
 
@@ -104,23 +106,23 @@ def _generic_egl(model: DifferentiableModel, X: Any) -> np.ndarray:
     import torch
 
     from alloop.models import likelihoods as lk
-    from alloop.models.tensors import DTYPE, as_dense, as_features
+    from alloop.models.tensors import as_dense, to_numpy
     theta = model.theta_
-    Xt = as_dense(as_features(X))
+    Xt = as_dense(model.as_features(X))
     n = Xt.shape[0]
     with torch.no_grad():
         f = model.output(theta, Xt)
     if model.likelihood == "gaussian":
         sigma = math.sqrt(model.sigma2)
         grads = model.per_point_grads(theta, Xt, f[:, 0] + sigma)
-        return math.sqrt(2.0 / math.pi) * grads.norm(dim=1).detach().numpy()
+        return math.sqrt(2.0 / math.pi) * to_numpy(grads.norm(dim=1))
     proba = lk.class_probabilities(model.likelihood, f)
-    label_dtype = DTYPE if model.likelihood == "bernoulli" else torch.long
-    out = torch.zeros(n, dtype=DTYPE)
+    label_dtype = model.dtype if model.likelihood == "bernoulli" else torch.long
+    out = torch.zeros(n, dtype=model.dtype, device=model.device)
     for c in range(proba.shape[1]):
-        y = torch.full((n,), c, dtype=label_dtype)
+        y = torch.full((n,), c, dtype=label_dtype, device=model.device)
         out += proba[:, c] * model.per_point_grads(theta, Xt, y).norm(dim=1).detach()
-    return out.numpy()
+    return to_numpy(out)
 
 
 def expected_gradient_length(

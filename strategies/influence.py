@@ -57,6 +57,13 @@ def influence_strategy(
             "needs a validation split (X_val, y_val). Set the loop's validation fraction > 0 or "
             "pass X_val=..., y_val=..."
         )
+    import torch
+
+    if str(getattr(model, "device", "cpu")) != "cpu" or getattr(model, "dtype", None) not in (None, torch.float64):
+        raise ValueError(  # alloop.influence computes in float64 on the CPU
+            f"the 'influence' strategy runs in float64 on the CPU; {model!r} computes in "
+            f"{model.dtype} on {model.device}. Use device='cpu', dtype='float64' for it"
+        )
     scores = expected_scores(
         model, X_pool, X_val, y_val, reduction=reduction, weights=weights, method=solver,
         damping=damping,

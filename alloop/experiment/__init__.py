@@ -120,7 +120,7 @@ def _model_params(config: ExperimentConfig) -> list[str]:
 
     cls = {"linear": LinearGLM, "logistic": LogisticGLM, "mlp": MLP}[m.kind]
     set_by_config = {"self", "s", "likelihood", "hidden", "epochs", "lr", "batch_size",
-                     "optimizer", "seed", "kwargs"}
+                     "optimizer", "seed", "kwargs", "device", "dtype"}
     names = set(inspect.signature(cls.__init__).parameters)
     if cls is not MLP:  # the GLMs pass their keywords on to GLM
         from alloop.models.glm import GLM
@@ -134,18 +134,19 @@ def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> 
     if isinstance(m, SklearnConfig):
         return _build_sklearn(m, config.seed)
     s = m.log_lambda()
+    where = {"device": m.device, "dtype": m.dtype}  # dtype None: float64 on CPU, float32 on GPU
     if m.kind == "logistic":
         if task != "classification":
             raise ValueError("model.kind 'logistic' needs a classification task; use 'linear'")
         from alloop.models import LogisticGLM, SoftmaxGLM
 
-        return (LogisticGLM if n_classes == 2 else SoftmaxGLM)(s=s, **m.params)
+        return (LogisticGLM if n_classes == 2 else SoftmaxGLM)(s=s, **where, **m.params)
     if m.kind == "linear":
         if task != "regression":
             raise ValueError("model.kind 'linear' is for regression; use 'logistic'")
         from alloop.models import LinearGLM
 
-        return LinearGLM(s=s, **m.params)  # σ² estimated jointly with θ, as in Python
+        return LinearGLM(s=s, **where, **m.params)  # σ² estimated jointly with θ, as in Python
     if m.kind == "mlp":
         from alloop.models.mlp import MLP
 
@@ -154,7 +155,7 @@ def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> 
         )
         return MLP(
             hidden=tuple(m.hidden), likelihood=likelihood, s=s, epochs=m.epochs, lr=m.lr,
-            batch_size=m.batch_size, optimizer=m.optimizer, seed=config.seed, **m.params,
+            batch_size=m.batch_size, optimizer=m.optimizer, seed=config.seed, **where, **m.params,
         )
     raise AssertionError(f"model.kind {m.kind!r} has no builder")  # the config allows no other
 

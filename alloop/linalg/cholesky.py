@@ -20,7 +20,7 @@ def cholesky_with_jitter(H: torch.Tensor, what: str = "the Hessian") -> torch.Te
     except torch.linalg.LinAlgError:
         pass
     scale = float(H.diagonal().abs().max()) or 1.0
-    eye = torch.eye(H.shape[0], dtype=H.dtype)
+    eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
     for power in range(-12, -3):
         jitter = scale * 10.0**power
         L, info = torch.linalg.cholesky_ex(H + jitter * eye)

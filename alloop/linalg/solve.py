@@ -67,7 +67,7 @@ class Inverse:
         if self._factor is None:
             H = hessian(self.model)
             if self.damping:
-                H = H + self.damping * torch.eye(H.shape[0], dtype=H.dtype)
+                H = H + self.damping * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
             if self.null is not None:
                 H = H + self.null @ self.null.T
             what = f"the Hessian of {self.model!r} (λ = e^s = {self.model.lam:.3g})"

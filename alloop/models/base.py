@@ -8,7 +8,8 @@ Two levels:
   probability strategies and metrics check for). Any scikit-learn estimator fits it through
   :class:`alloop.models.SklearnModel`.
 * :class:`DifferentiableModel` — adds the view the tangent and influence math needs: the
-  parameters as one flat float64 vector ``theta_``, a pure output function ``output(theta, X)``,
+  parameters as one flat vector ``theta_`` (of the model's ``dtype`` on its ``device``:
+  float64 on the CPU by default), a pure output function ``output(theta, X)``,
   per-point losses, the regularizer ``e^s · C(θ)`` and its ``s``.
 
 The training objective is ``F(θ; s) = Σ_i ℓ(z_i; θ) + e^s · C(θ)`` (summed loss; see
@@ -19,13 +20,21 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from alloop.models import likelihoods as lk
-from alloop.models.tensors import DTYPE, as_features
+from alloop.models.tensors import (
+    DEVICE_BATCH_ROWS,
+    DTYPE,
+    as_features,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+)
 
 Task = Literal["classification", "regression"]
 
@@ -82,12 +91,47 @@ class DifferentiableModel(ABC):
     sigma2_max_iter: int = 200
     #: σ² is kept at least this fraction of Var(y) (an exact fit would drive it to 0).
     sigma2_floor: float = 1e-8
+    #: where θ, the training data and every score's tensors live (see :meth:`place`).
+    device: torch.device = torch.device("cpu")
+    #: their floating dtype: float64 on the CPU unless asked otherwise.
+    dtype: torch.dtype = DTYPE
 
     def __init__(self) -> None:
         self.classes_: np.ndarray | None = None
         self.theta_: torch.Tensor | None = None
         self.X_train_: torch.Tensor | None = None
         self.y_train_: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- device and dtype
+    def place(self, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None) -> None:
+        """Set the device ("cpu", "cuda", "cuda:i" or "auto": cuda when present) and dtype
+        ("float32", "float64", or None: float64 on the CPU, float32 on an accelerator)."""
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+
+    def as_features(self, X: Any) -> torch.Tensor:
+        """``X`` as a feature tensor of this model's dtype on its device."""
+        return as_features(X, self.dtype, self.device)
+
+    def row_blocks(
+        self, X: Any, batch_size: int = DEVICE_BATCH_ROWS
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """``(slice, block)`` over rows of X, each block moved to the device on its own.
+
+        The pool is converted on the CPU and only one block at a time is copied to an
+        accelerator, so a pool larger than device memory is still scored; on the CPU the
+        whole pool is one block.
+        """
+        Xt = as_features(X, self.dtype)
+        n = Xt.shape[0]
+        if self.device.type == "cpu" or n <= batch_size:
+            yield slice(0, n), Xt.to(self.device)
+            return
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            index = torch.arange(start, stop)
+            block = Xt.index_select(0, index) if Xt.is_sparse else Xt[start:stop]
+            yield slice(start, stop), block.to(self.device)
 
     # ----------------------------------------------------------------- structure
     @property
@@ -152,7 +196,7 @@ class DifferentiableModel(ABC):
         """Map raw labels to the tensor the likelihood expects (class index / float)."""
         y = np.asarray(y)
         if self.task == "regression":
-            return torch.as_tensor(y.astype(np.float64))
+            return torch.as_tensor(y.astype(np.float64)).to(self.device, self.dtype)
         assert self.classes_ is not None
         index = np.searchsorted(self.classes_, y)
         index = np.clip(index, 0, len(self.classes_) - 1)
@@ -162,13 +206,13 @@ class DifferentiableModel(ABC):
                 f"labels {sorted(set(y[unknown].tolist()))!r} are not among the model's classes "
                 f"{self.classes_.tolist()!r}; declare every class up front (`classes=`)."
             )
-        t = torch.as_tensor(index, dtype=torch.long)
-        return t.to(DTYPE) if self.likelihood == "bernoulli" else t
+        t = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        return t.to(self.dtype) if self.likelihood == "bernoulli" else t
 
     # ----------------------------------------------------------------- fit / predict
     def fit(self, X: Any, y: Any, classes: Any | None = None) -> DifferentiableModel:
         """Fit θ* on (X, y) and keep the training data for the tangent solvers."""
-        Xt = as_features(X)
+        Xt = self.as_features(X)
         y = np.asarray(y)
         if Xt.shape[0] != len(y):
             raise ValueError(f"X has {Xt.shape[0]} rows but y has {len(y)} labels")
@@ -255,20 +299,22 @@ class DifferentiableModel(ABC):
         return self.theta_
 
     def decision(self, X: Any) -> torch.Tensor:
-        """Model output f(X; θ*) as a tensor (logits or the regression mean)."""
+        """Model output f(X; θ*) as a tensor on the model's device (logits or the regression
+        mean), computed one row block at a time off the CPU (:meth:`row_blocks`)."""
         theta = self._check_fitted()
         with torch.no_grad():
-            return self.output(theta, as_features(X))
+            parts = [self.output(theta, block) for _, block in self.row_blocks(X)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.task != "classification":
             raise AttributeError("predict_proba is defined for classification models only")
-        return lk.class_probabilities(self.likelihood, self.decision(X)).numpy()
+        return to_numpy(lk.class_probabilities(self.likelihood, self.decision(X)))
 
     def predict(self, X: Any) -> np.ndarray:
         self._check_fitted()
         if self.task == "regression":
-            return self.decision(X)[:, 0].numpy()
+            return to_numpy(self.decision(X)[:, 0])
         assert self.classes_ is not None
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 

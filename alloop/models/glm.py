@@ -21,7 +21,7 @@ import torch
 from alloop.linalg.cholesky import cholesky_with_jitter
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel
-from alloop.models.tensors import DTYPE, as_dense, matmul
+from alloop.models.tensors import as_dense, matmul
 
 #: GLM solvers; "auto" is Newton-CG for a softmax above NEWTON_CG_MIN_PARAMS parameters, else
 #: dense Newton (L-BFGS above ``newton_max_params`` either way).
@@ -65,6 +65,10 @@ class GLM(DifferentiableModel):
         How Newton steps are solved: a dense Cholesky of the Hessian, or conjugate gradients
         with Hessian-vector products preconditioned by the class-diagonal Hessian blocks
         (softmax only). Both stop on the same gradient-norm test.
+    device : {"cpu", "cuda", "auto"} or "cuda:<index>"
+        Where θ, the training data and the scores' tensors live; "auto" is cuda when present.
+    dtype : {"float64", "float32"} or None
+        Their precision; None is float64 on the CPU and float32 on a GPU.
 
     Examples
     --------
@@ -86,8 +90,11 @@ class GLM(DifferentiableModel):
         newton_max_params: int = 4096,
         warm_start: bool = True,
         solver: str = "auto",
+        device: str = "cpu",
+        dtype: str | None = None,
     ) -> None:
         super().__init__()
+        self.place(device, dtype)
         if solver not in GLM_SOLVERS:
             raise ValueError(f"unknown GLM solver {solver!r}; expected one of {GLM_SOLVERS}")
         if likelihood not in lk.LIKELIHOODS:
@@ -108,13 +115,16 @@ class GLM(DifferentiableModel):
         self.n_outputs_: int | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(likelihood={self.likelihood!r}, s={self.s:.4g})"
+        where = "" if (self.device.type, self.dtype) == ("cpu", torch.float64) else (
+            f", device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}"
+        )
+        return f"{type(self).__name__}(likelihood={self.likelihood!r}, s={self.s:.4g}{where})"
 
     # ----------------------------------------------------------------- layout
     def init_params(self, n_features: int, n_outputs: int) -> torch.Tensor:
         self.n_features_, self.n_outputs_ = n_features, n_outputs
         rows_ = n_features + int(self.fit_intercept)
-        return torch.zeros(rows_ * n_outputs, dtype=DTYPE)
+        return torch.zeros(rows_ * n_outputs, dtype=self.dtype, device=self.device)
 
     def _warm_start_ok(self, n_features: int, n_outputs: int) -> bool:
         return (
@@ -139,7 +149,7 @@ class GLM(DifferentiableModel):
 
     def penalty_mask(self) -> torch.Tensor:
         d, k = self.n_features_, self.n_outputs_
-        mask = torch.ones(d + int(self.fit_intercept), k, dtype=DTYPE)
+        mask = torch.ones(d + int(self.fit_intercept), k, dtype=self.dtype, device=self.device)
         if self.fit_intercept:
             mask[d] = 0.0
         return mask.reshape(-1)
@@ -157,7 +167,7 @@ class GLM(DifferentiableModel):
         flat_rows = range(rows_) if self.lam == 0.0 else ([d] if self.fit_intercept else [])
         if not flat_rows:
             return None
-        Q = torch.zeros(rows_, k, len(flat_rows), dtype=DTYPE)
+        Q = torch.zeros(rows_, k, len(flat_rows), dtype=self.dtype, device=self.device)
         for j, row in enumerate(flat_rows):
             Q[row, :, j] = 1.0 / np.sqrt(k)
         return Q.reshape(-1, len(flat_rows))
@@ -167,7 +177,7 @@ class GLM(DifferentiableModel):
         """X̃ = [X, 1] as a dense tensor (the intercept column appended)."""
         Xd = as_dense(X)
         if self.fit_intercept:
-            Xd = torch.cat([Xd, torch.ones(Xd.shape[0], 1, dtype=DTYPE)], dim=1)
+            Xd = torch.cat([Xd, torch.ones(Xd.shape[0], 1, dtype=Xd.dtype, device=Xd.device)], dim=1)
         return Xd
 
     def per_point_grads(self, theta, X, y):
@@ -187,7 +197,7 @@ class GLM(DifferentiableModel):
         f = self.output(theta, X)
         Xd = self.design(X)
         n, d1 = Xd.shape
-        w = torch.ones(n, dtype=DTYPE) if weights is None else weights
+        w = torch.ones(n, dtype=Xd.dtype, device=Xd.device) if weights is None else weights
         if self.likelihood != "categorical":
             lam = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0] * w
             return Xd.T @ (lam.unsqueeze(1) * Xd)
@@ -238,7 +248,7 @@ class GLM(DifferentiableModel):
     def _gauge_fix(self) -> torch.Tensor:
         Q = self.null_space()
         p = self.init_params_size()
-        return torch.zeros(p, p, dtype=DTYPE) if Q is None else Q @ Q.T
+        return torch.zeros(p, p, dtype=self.dtype, device=self.device) if Q is None else Q @ Q.T
 
     def init_params_size(self) -> int:
         return (self.n_features_ + int(self.fit_intercept)) * self.n_outputs_
@@ -280,10 +290,10 @@ class GLM(DifferentiableModel):
         Xd = self.design(X)
         n, d1 = Xd.shape
         k = self.n_outputs_
-        Y = torch.nn.functional.one_hot(y.long(), k).to(DTYPE)
+        Y = torch.nn.functional.one_hot(y.long(), k).to(Xd.dtype)
         lam_mask = (self.lam * self.penalty_mask()).view(d1, k)
         Q = self.null_space()  # columns e_row ⊗ 1/√K: projecting them out centres those rows
-        flat = None if Q is None else (Q.view(d1, k, -1).abs().sum((1, 2)) > 0).to(DTYPE)
+        flat = None if Q is None else (Q.view(d1, k, -1).abs().sum((1, 2)) > 0).to(Xd.dtype)
 
         def project(V):
             return V if flat is None else V - flat.unsqueeze(1) * V.mean(1, keepdim=True)
@@ -293,7 +303,7 @@ class GLM(DifferentiableModel):
         scale = max(1.0, float(n))
         g0 = previous = None
         T = theta.view(d1, k)
-        eye = torch.eye(d1, dtype=DTYPE)
+        eye = torch.eye(d1, dtype=Xd.dtype, device=Xd.device)
         for _ in range(self.max_iter):
             P = torch.softmax(Xd @ T, dim=1)
             G = Xd.T @ (P - Y) + lam_mask * T

@@ -43,7 +43,7 @@ def output_hessian(likelihood: Likelihood, f: torch.Tensor, sigma2: float = 1.0)
     """Λ = ∂²ℓ/∂f² per point, shape (n, K, K). It does not depend on y for these likelihoods."""
     n, k = f.shape
     if likelihood == "gaussian":
-        return torch.full((n, 1, 1), 1.0 / sigma2, dtype=f.dtype)
+        return torch.full((n, 1, 1), 1.0 / sigma2, dtype=f.dtype, device=f.device)
     if likelihood == "bernoulli":
         p = torch.sigmoid(f[:, 0])
         return (p * (1 - p)).view(n, 1, 1)

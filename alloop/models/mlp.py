@@ -2,7 +2,7 @@
 
 Past 400 lines: one model class whose training options (optimiser, schedule, σ² alternation, tangent tracking) are all read by its one ``fit``.
 
-The module's parameters live in one flat float64 vector θ; :meth:`TorchModel.output` unflattens
+The module's parameters live in one flat vector θ (float64 on the CPU by default); :meth:`TorchModel.output` unflattens
 it into views and calls the module through ``torch.func.functional_call``, so it is a pure
 function of θ that ``grad``, ``jvp`` and ``vmap`` compose with.
 
@@ -25,7 +25,7 @@ from torch import nn
 
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel
-from alloop.models.tensors import DTYPE, as_dense, as_features
+from alloop.models.tensors import as_dense, to_numpy
 from alloop.optim.sgdf import OPTIMIZERS, SCHEDULES, learning_rates, minibatches, sgdf_run
 
 ModuleFactory = Callable[[int, int], nn.Module]
@@ -63,11 +63,16 @@ class TorchModel(DifferentiableModel):
         in ``tangent_`` and returned by ``regularity_tangent(model, "sgdf")``.
     warm_start : bool
         Start a refit from the current θ (same data shape) instead of the seeded init.
+    device : {"cpu", "cuda", "auto"} or "cuda:<index>"
+        Where the module, θ, the training data and the scores' tensors live; "auto" is cuda
+        when present. The initialisation is drawn on the CPU, so it is the same on any device.
+    dtype : {"float64", "float32"} or None
+        Their precision; None is float64 on the CPU and float32 on a GPU.
 
     Attributes
     ----------
     theta_ : torch.Tensor
-        θ* (flat, float64).
+        θ* (flat, of the model's dtype, on its device).
     theta_init_ : torch.Tensor
         The starting point of the last fit.
     batch_order_ : list of numpy.ndarray or None
@@ -111,8 +116,11 @@ class TorchModel(DifferentiableModel):
         penalize_bias: bool = False,
         track_tangent: bool = False,
         warm_start: bool = False,
+        device: str = "cpu",
+        dtype: str | None = None,
     ) -> None:
         super().__init__()
+        self.place(device, dtype)
         if likelihood not in lk.LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
         if optimizer not in TRAINERS:
@@ -162,7 +170,7 @@ class TorchModel(DifferentiableModel):
             module = self.module_fn(n_features, n_outputs)
         if not isinstance(module, nn.Module):
             raise TypeError(f"module_fn must return an nn.Module; got {type(module).__name__}")
-        module = module.to(DTYPE)
+        module = module.to(device=self.device, dtype=self.dtype)
         for layer in module.modules():  # dropout is off for fitting and prediction (see mc_proba)
             if isinstance(layer, nn.modules.dropout._DropoutNd):
                 layer.eval()
@@ -224,7 +232,7 @@ class TorchModel(DifferentiableModel):
         if track and self.optimizer == "lbfgs":
             raise ValueError(_NO_LBFGS_TANGENT)
         self._track = track
-        return super().fit(as_dense(as_features(X)), y, classes)
+        return super().fit(as_dense(self.as_features(X)), y, classes)
 
     def _fit_sigma2(self, X: torch.Tensor, y: torch.Tensor) -> None:
         """The σ²/θ alternation of :class:`DifferentiableModel`, to 1e-3 in σ² or 10 refits: the
@@ -313,9 +321,9 @@ class TorchModel(DifferentiableModel):
                 f"{self!r} has no dropout layers; use MLP(dropout=0.1) or put nn.Dropout in "
                 "your module to sample MC-dropout predictions"
             )
-        theta, X = self._check_fitted(), as_dense(as_features(X))
+        theta, X = self._check_fitted(), as_dense(self.as_features(X))
         layers = [m for m in self.module_.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=self._rng_devices()), torch.no_grad():
             torch.manual_seed(seed)
             for layer in layers:
                 layer.train()
@@ -325,7 +333,11 @@ class TorchModel(DifferentiableModel):
             finally:
                 for layer in layers:
                     layer.eval()
-        return torch.stack(out).numpy()
+        return to_numpy(torch.stack(out))
+
+    def _rng_devices(self) -> list[int]:
+        """The CUDA devices whose generator ``mc_proba`` seeds (and restores after)."""
+        return [self.device.index or 0] if self.device.type == "cuda" else []
 
     def clone(self) -> TorchModel:
         new = super().clone()
@@ -426,6 +438,6 @@ class MLP(TorchModel):
         name, shape, offset = self.param_layout_[-1]
         if name.rsplit(".", 1)[-1] != "bias":
             return None
-        q = torch.zeros(self.penalty_mask_.numel(), dtype=DTYPE)
+        q = torch.zeros(self.penalty_mask_.numel(), dtype=self.dtype, device=self.device)
         q[offset : offset + shape.numel()] = 1.0 / np.sqrt(shape.numel())
         return q.reshape(-1, 1)

@@ -260,8 +260,8 @@ def batch_gradient(
         return torch.autograd.grad(value, leaf)[0], None
     with fwAD.dual_level():
         leaf = fwAD.make_dual(theta.detach().requires_grad_(True), theta_dot)
-        one = torch.ones((), dtype=theta.dtype)
-        s_dual = fwAD.make_dual(torch.tensor(float(s), dtype=theta.dtype), one)
+        one = torch.ones((), dtype=theta.dtype, device=theta.device)
+        s_dual = fwAD.make_dual(torch.tensor(float(s), dtype=theta.dtype, device=theta.device), one)
         value = batch_loss(leaf, index) / m + torch.exp(s_dual) / n * complexity(leaf)
         (grad,) = torch.autograd.grad(value, leaf)
         g, g_dot = fwAD.unpack_dual(grad)

@@ -15,7 +15,7 @@ import torch
 from alloop.linalg import SOLVERS, Inverse
 from alloop.models.base import DifferentiableModel
 from alloop.models.glm import GLM
-from alloop.models.tensors import as_features, matmul, rows
+from alloop.models.tensors import as_features, matmul, rows, to_numpy
 from alloop.regularity.hypergradient import tangent_options
 from alloop.tangent import regularity_rhs, regularity_tangent
 
@@ -62,20 +62,24 @@ def checked_tangent(
 def _labels(model: DifferentiableModel, y: Any, n: int) -> torch.Tensor | None:
     if y is None:
         return None
-    y = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    y = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if len(y) != n:
         raise ValueError(f"got {len(y)} labels for {n} rows")
     return model.encode_y(y)
 
 
-def _batches(X: torch.Tensor, batch_size: int) -> Iterator[tuple[slice, torch.Tensor]]:
+def _batches(
+    X: torch.Tensor, batch_size: int, device: torch.device
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Row blocks of the host tensor X, each copied to ``device`` on its own (the whole pool
+    never is: a pool larger than the accelerator's memory is scored block by block)."""
     if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     n = X.shape[0]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         block = rows(X, np.arange(start, stop)) if X.is_sparse else X[start:stop]
-        yield slice(start, stop), block
+        yield slice(start, stop), block.to(device)
 
 
 def _jvps(
@@ -122,14 +126,18 @@ def score_rows(
     batch_size: int,
     closed_form: Callable[[torch.Tensor, list[torch.Tensor], torch.Tensor | None], torch.Tensor],
 ) -> np.ndarray:
-    """Apply ``closed_form(f, fdots, y_batch)`` over row batches of X; one float per row."""
-    Xt = as_features(X)
+    """Apply ``closed_form(f, fdots, y_batch)`` over row batches of X; one float per row.
+
+    X is converted to the model's dtype on the host; each batch alone goes to the model's
+    device, and its scores come back as float64.
+    """
+    Xt = as_features(X, model.dtype)
     yt = _labels(model, y, Xt.shape[0])
     out = np.empty(Xt.shape[0], dtype=np.float64)
-    for index, block in _batches(Xt, batch_size):
+    for index, block in _batches(Xt, batch_size, model.device):
         f, fdots = _jvps(model, block, directions)
         value = closed_form(f, fdots, None if yt is None else yt[index])
-        out[index] = value.detach().numpy()
+        out[index] = to_numpy(value)
     if not np.all(np.isfinite(out)):
         raise FloatingPointError(
             f"{int((~np.isfinite(out)).sum())} scores of {model!r} are not finite: the Hessian "

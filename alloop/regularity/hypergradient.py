@@ -23,7 +23,6 @@ import torch
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel, NotDifferentiableError
 from alloop.models.glm import GLM
-from alloop.models.tensors import as_features
 from alloop.tangent import regularity_tangent
 
 __all__ = [
@@ -60,8 +59,8 @@ def validation_tensors(
             "a validation split is required (X_val and y_val); the loop provides one when "
             "`validation_fraction` > 0, or pass X_val=..., y_val=... yourself"
         )
-    Xv = as_features(X_val)
-    y = y_val.numpy() if isinstance(y_val, torch.Tensor) else np.asarray(y_val)
+    Xv = model.as_features(X_val)
+    y = y_val.cpu().numpy() if isinstance(y_val, torch.Tensor) else np.asarray(y_val)
     if Xv.shape[0] != len(y):
         raise ValueError(f"X_val has {Xv.shape[0]} rows but y_val has {len(y)} labels")
     if len(y) == 0:

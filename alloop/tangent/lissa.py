@@ -100,11 +100,18 @@ def lissa_solve(
 
 
 def largest_eigenvalue(
-    hvp: Callable[[torch.Tensor], torch.Tensor], p: int, iterations: int = 30, seed: int = 0
+    hvp: Callable[[torch.Tensor], torch.Tensor], p: int, iterations: int = 30, seed: int = 0,
+    like: torch.Tensor | None = None,
 ) -> float:
-    """λ_max of a symmetric positive semi-definite operator by power iteration."""
+    """λ_max of a symmetric positive semi-definite operator by power iteration.
+
+    The start vector is drawn in float64 on the CPU (the same on every device), then takes the
+    dtype and device of ``like`` (the operator's parameters) when given.
+    """
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(p, generator=gen, dtype=torch.float64)
+    if like is not None:
+        v = v.to(like.device, like.dtype)
     v = v / v.norm()
     value = 0.0
     for _ in range(iterations):
@@ -154,6 +161,7 @@ def lissa_tangent(
         rho = rho - Q @ (Q.T @ rho)
 
     def batch_hvp(v: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        index = index.to(X.device)  # the batch indices are drawn on the CPU
         Xb, yb = as_dense(X.index_select(0, index)), y[index]  # forward AD: no sparse matmul
         scale = n / len(index)
 
@@ -169,7 +177,9 @@ def lissa_tangent(
     if step is None:
         # λ_max from a subsample of up to 2048 rows: close to the full H's, at a fraction of the cost
         probe = torch.as_tensor(np.random.default_rng(seed).permutation(n)[:2048])
-        top = largest_eigenvalue(lambda v: batch_hvp(v, probe), theta.numel(), seed=seed)
+        top = largest_eigenvalue(
+            lambda v: batch_hvp(v, probe), theta.numel(), seed=seed, like=theta
+        )
         top += damping
         if not top > 0:
             raise ValueError(_not_positive_definite(model, f"its dominant eigenvalue is {top:.3g}"))

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field
 from alloop.config.model.glm import GLMConfig
 from alloop.config.model.hierarchical import HierarchicalConfig
 from alloop.config.model.mlp import MLPConfig
+from alloop.config.model.placement import Placement
 from alloop.config.model.sklearn import SklearnConfig
 from alloop.config.model.strength import Strength
 
@@ -31,4 +32,4 @@ ModelConfig = Annotated[
     GLMConfig | MLPConfig | SklearnConfig | HierarchicalConfig, Field(discriminator="kind"), BeforeValidator(_default_kind)
 ]
 
-__all__ = ["GLMConfig", "HierarchicalConfig", "MLPConfig", "ModelConfig", "SklearnConfig", "Strength"]
+__all__ = ["GLMConfig", "HierarchicalConfig", "MLPConfig", "ModelConfig", "Placement", "SklearnConfig", "Strength"]

@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from alloop.config.model.placement import Placement
 from alloop.config.model.strength import Strength
 
 
-class GLMConfig(Strength):
+class GLMConfig(Strength, Placement):
     """Logistic (binary or softmax) or linear (ridge) regression."""
 
     kind: Literal["logistic", "linear"] = Field(

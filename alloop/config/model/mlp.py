@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from alloop.config.model.placement import Placement
 from alloop.config.model.strength import Strength
 
 
-class MLPConfig(Strength):
+class MLPConfig(Strength, Placement):
     """A multi-layer perceptron with an L2 penalty e^s/2 ‖θ‖²."""
 
     kind: Literal["mlp"] = "mlp"
