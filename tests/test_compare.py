@@ -221,7 +221,12 @@ def test_report_table_equals_values_recomputed_from_mlflow(parallel, tmp_path):
 def test_committed_results_page_figures_decode_at_the_expected_size():
     page = ROOT / "experiments" / "RESULTS.md"
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text())
-    assert len(figures) == len(list((ROOT / "experiments" / "benchmarks").glob("*.yaml")))
+    # every benchmark config has its learning curves on the page (one figure per metric shown)
+    import yaml
+
+    for config in (ROOT / "experiments" / "benchmarks").glob("*.yaml"):
+        name = yaml.safe_load(config.read_text())["name"]
+        assert any(f"/{name}/" in f"/{figure}" for figure in figures), f"no figure of {name}"
     for figure in figures:
         with Image.open(page.parent / figure) as image:
             image.load()
