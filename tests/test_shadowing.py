@@ -24,4 +24,4 @@ def test_a_clone_named_alloop_in_the_working_directory_does_not_shadow_the_packa
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "alloop.loop"
+    assert done.stdout.strip() == "alloop.loop.core"  # the real package, not the clone as a namespace
