@@ -25,6 +25,7 @@ from alloop.compare.figures import DPI, FIGSIZE
 from alloop.compare.runner import plan
 from alloop.compare.stats import labels_to_reach, mean_band, summarize
 from alloop.config import ConfigError
+from alloop.tracking import MlflowTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ["random", "entropy"]
@@ -123,15 +124,12 @@ def test_compare_runs_every_pair_once_with_a_full_data_reference(parallel):
 def test_rerun_skips_finished_pairs_and_force_plans_them_all(parallel, tmp_path):
     folder, config, _ = parallel
     cfg = load_compare_config(config)
-    client = mlflow.MlflowClient(uri_of(folder))
-    exp = client.get_experiment_by_name("tiny").experiment_id
-    tasks, skipped = plan(cfg, client, exp)
+    tasks, skipped = plan(cfg, MlflowTracker.existing("tiny", uri_of(folder)))
     assert tasks == [] and len(skipped) == 6
 
     copy = tmp_path / "mlflow.db"  # force discards runs: do it on a copy of the store
     copy.write_bytes((folder / "mlflow.db").read_bytes())
-    client = mlflow.MlflowClient(f"sqlite:///{copy}")
-    tasks, skipped = plan(cfg, client, exp, force=True)
+    tasks, skipped = plan(cfg, MlflowTracker.existing("tiny", f"sqlite:///{copy}"), force=True)
     assert skipped == [] and len(tasks) == 6 and not any(t.resume for t in tasks)
     assert runs_tagged(f"sqlite:///{copy}", "loop") == []  # old runs marked deleted
 

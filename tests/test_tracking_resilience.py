@@ -22,7 +22,7 @@ from alloop.tracking import (
     TrackingUnavailableWarning,
     is_unreachable,
 )
-from alloop.tracking.mlflow_tracker import HTTP_DEFAULTS, mlflow_http_defaults
+from alloop.tracking.mlflow_http import HTTP_DEFAULTS, mlflow_http_defaults
 from alloop.tracking.resilient import FINISH_SECONDS_ENV, RETRY_SECONDS_ENV
 
 

@@ -30,16 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from alloop.compare.runs import (
-    FULL_DATA,
-    LOOP,
-    config_params,
-    discard_run,
-    identity,
-    search_runs,
-)
+from alloop.compare.runs import FULL_DATA, LOOP, config_params, identity
 from alloop.compare.workers import Task, full_params, in_processes, on_ray
 from alloop.config.compare import CompareConfig, load_compare_config
+from alloop.tracking.base import Tracker
 
 #: where the (strategy, seed) tasks run
 BACKENDS = ("process", "ray")
@@ -65,45 +59,46 @@ def _stored_run_id(target: str) -> tuple[bool, str | None]:
 
 
 def plan(
-    cfg: CompareConfig, client: Any, experiment_id: str, force: bool = False
+    cfg: CompareConfig, tracker: Tracker, force: bool = False
 ) -> tuple[list[Task], list[dict[str, Any]]]:
     """The tasks a compare still has to run, and the pairs it can skip.
 
-    Discards (marks deleted) unfinished MLflow runs that cannot be resumed, and removes label
-    stores that do not belong to a resumable run.
+    Reads the comparison's runs through ``tracker.find_runs``; discards (``tracker.discard_run``)
+    unfinished runs that cannot be resumed, and removes label stores that do not belong to a
+    resumable run.
     """
     tasks: list[Task] = []
     skipped: list[dict[str, Any]] = []
 
-    fulls = search_runs(client, experiment_id, FULL_DATA)
+    fulls = tracker.find_runs(FULL_DATA)
     for seed in cfg.seeds:
         config = cfg.full_data_config(seed)
         wanted = identity(full_params(config))
-        same = [r for r in fulls if identity(r.data.params) == wanted]
-        done = [r for r in same if r.info.status == "FINISHED"]
+        same = [r for r in fulls if identity(r.params) == wanted]
+        done = [r for r in same if r.status == "FINISHED"]
         if done and not force:
-            skipped.append({"kind": FULL_DATA, "strategy": None, "seed": seed, "run_id": done[-1].info.run_id})
+            skipped.append({"kind": FULL_DATA, "strategy": None, "seed": seed, "run_id": done[-1].run_id})
             continue
         for run in same:
-            discard_run(client, experiment_id, run.info.run_id)
+            tracker.discard_run(run.run_id)
         tasks.append(Task(FULL_DATA, seed, config.model_dump(mode="json")))
 
-    loops = search_runs(client, experiment_id, LOOP)
+    loops = tracker.find_runs(LOOP)
     for strategy, seed in cfg.pairs():
         config = cfg.run_config(strategy, seed)
         wanted = identity(config_params(config))
-        same = [r for r in loops if identity(r.data.params) == wanted]
-        done = [r for r in same if r.info.status == "FINISHED"]
+        same = [r for r in loops if identity(r.params) == wanted]
+        done = [r for r in same if r.status == "FINISHED"]
         store = str(config.store_path())
         if done and not force:
-            skipped.append({"kind": LOOP, "strategy": strategy, "seed": seed, "run_id": done[-1].info.run_id})
+            skipped.append({"kind": LOOP, "strategy": strategy, "seed": seed, "run_id": done[-1].run_id})
             continue
         exists, stored = _stored_run_id(store)
-        open_ids = {r.info.run_id for r in same if r.info.status != "FINISHED"}
+        open_ids = {r.run_id for r in same if r.status != "FINISHED"}
         resume = exists and not force and (stored is None or stored in open_ids)
         for run in same:
-            if not (resume and run.info.run_id == stored):
-                discard_run(client, experiment_id, run.info.run_id)
+            if not (resume and run.run_id == stored):
+                tracker.discard_run(run.run_id)
         if exists and not resume:
             from alloop.store import remove_store
 
@@ -245,7 +240,7 @@ def compare(
     tracker = MlflowTracker(cfg.experiment, uri)
     outcomes: list[dict[str, Any]] = []
     with _exclusive(cfg.store_dir):
-        tasks, skipped = plan(cfg, tracker.client, tracker.experiment_id, force)
+        tasks, skipped = plan(cfg, tracker, force)
         outcomes += [{**s, "action": "skipped"} for s in skipped]
         console.print(
             f"{cfg.experiment}: {len(tasks)} runs to do, {len(skipped)} already finished "

@@ -10,12 +10,14 @@ agree outside ``store.*`` and ``tracking.*`` (where files live, not what is comp
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from alloop.config import ExperimentConfig
+from alloop.tracking.base import RunRecord
 
 #: values of the ``alloop`` tag
 LOOP, FULL_DATA, SUMMARY = "loop", "full_data", "summary"
@@ -36,36 +38,6 @@ def config_params(config: ExperimentConfig) -> dict[str, str]:
     from alloop.tracking.params import flatten
 
     return flatten(config.model_dump(mode="json"))
-
-
-def search_runs(client: Any, experiment_id: str, kind: str) -> list[Any]:
-    """Every active run of ``experiment_id`` whose ``alloop`` tag is ``kind``, oldest first."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string=f"tags.alloop = '{kind}'", max_results=1000,
-            order_by=["attributes.start_time ASC"], page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def discard_run(client: Any, experiment_id: str, run_id: str) -> None:
-    """Mark a parent run and its nested round runs deleted (MLflow keeps them restorable)."""
-    nested = client.search_runs(
-        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=10000
-    )
-    for run in nested:
-        client.delete_run(run.info.run_id)
-    client.delete_run(run_id)
-
-
-def _history(client: Any, run_id: str, key: str) -> dict[int, float]:
-    """step → value of a metric; a value logged twice (a resumed finish) counts once."""
-    points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-    return {m.step: m.value for m in points}
 
 
 @dataclass
@@ -110,10 +82,10 @@ class Comparison:
         return sorted(self.curves["seed"].unique().tolist())
 
 
-def _latest(runs: list[Any], key: Any) -> dict[Any, Any]:
-    chosen: dict[Any, Any] = {}
+def _latest(runs: list[RunRecord], key: Callable[[RunRecord], Any]) -> dict[Any, RunRecord]:
+    chosen: dict[Any, RunRecord] = {}
     for run in runs:  # oldest first: a later run of the same key replaces an earlier one
-        if run.info.status == "FINISHED":
+        if run.status == "FINISHED":
             chosen[key(run)] = run
     return chosen
 
@@ -128,22 +100,14 @@ def load_comparison(experiment: str, tracking_uri: str | None = None) -> Compari
     tracking_uri : str, optional
         Any MLflow tracking URI; default ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
     """
-    import mlflow
+    from alloop.tracking import MlflowTracker
 
-    from alloop.tracking import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None or found.lifecycle_stage == "deleted":
-        names = sorted(e.name for e in client.search_experiments())
-        raise ValueError(
-            f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}. "
-            "Pass the tracking URI the comparison used (--tracking-uri)"
-        )
+    # read through the Tracker protocol (find_runs, metric_history); never creates the experiment
+    tracker = MlflowTracker.existing(experiment, tracking_uri)
+    uri = tracker.tracking_uri
     loops = _latest(
-        search_runs(client, found.experiment_id, LOOP),
-        lambda r: (r.data.params.get("strategy.name"), int(r.data.params.get("seed", -1))),
+        tracker.find_runs(LOOP),
+        lambda r: (r.params.get("strategy.name"), int(r.params.get("seed", -1))),
     )
     if not loops:
         raise ValueError(
@@ -151,17 +115,17 @@ def load_comparison(experiment: str, tracking_uri: str | None = None) -> Compari
         )
     rows = []
     for (strategy, seed), run in sorted(loops.items()):
-        keys = [k for k in run.data.metrics if k.startswith("curve.")]
-        histories = {k.removeprefix("curve."): _history(client, run.info.run_id, k) for k in keys}
+        keys = [k for k in run.metrics if k.startswith("curve.")]
+        histories = {k.removeprefix("curve."): tracker.metric_history(run.run_id, k) for k in keys}
         steps = sorted(set().union(*histories.values())) if histories else []
         for step in steps:
-            row = {"strategy": strategy, "seed": seed, "run_id": run.info.run_id, "labels": step}
+            row = {"strategy": strategy, "seed": seed, "run_id": run.run_id, "labels": step}
             row.update({name: h.get(step, float("nan")) for name, h in histories.items()})
             rows.append(row)
     curves = pd.DataFrame(rows)
     task = "regression" if "rmse" in curves else "classification"
 
-    shared = [identity(r.data.params) for r in loops.values()]
+    shared = [identity(r.params) for r in loops.values()]
     shared = [{k: v for k, v in p.items() if not k.startswith(_PER_RUN)} for p in shared]
     differing = sorted({k for p in shared for k in set(p) | set(shared[0]) if p.get(k) != shared[0].get(k)})
     if differing:
@@ -170,12 +134,9 @@ def load_comparison(experiment: str, tracking_uri: str | None = None) -> Compari
             stacklevel=2,
         )
 
-    fulls = _latest(
-        search_runs(client, found.experiment_id, FULL_DATA),
-        lambda r: int(r.data.params.get("seed", -1)),
-    )
+    fulls = _latest(tracker.find_runs(FULL_DATA), lambda r: int(r.params.get("seed", -1)))
     full = pd.DataFrame(
-        [{"seed": seed, "run_id": r.info.run_id, **r.data.metrics} for seed, r in sorted(fulls.items())],
+        [{"seed": seed, "run_id": r.run_id, **r.metrics} for seed, r in sorted(fulls.items())],
         columns=None if fulls else ["seed", "run_id"],
     )
-    return Comparison(experiment, found.experiment_id, task, curves, full, shared[0])
+    return Comparison(experiment, tracker.experiment_id, task, curves, full, shared[0])

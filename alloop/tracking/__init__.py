@@ -1,11 +1,11 @@
 """Experiment tracking: the loop reports to a tracker; nothing reads it back to decide a round."""
 
-from alloop.tracking.base import NullTracker, RoundReport, Tracker
+from alloop.tracking.base import NullTracker, RoundReport, RunRecord, Tracker
+from alloop.tracking.mlflow_http import is_unreachable
 from alloop.tracking.mlflow_tracker import (
     DEFAULT_TRACKING_URI,
     MlflowTracker,
     MlflowWriter,
-    is_unreachable,
     resolve_tracking_uri,
 )
 from alloop.tracking.resilient import Backoff, ResilientTracker, TrackingUnavailableWarning
@@ -18,6 +18,7 @@ __all__ = [
     "NullTracker",
     "ResilientTracker",
     "RoundReport",
+    "RunRecord",
     "Tracker",
     "TrackingUnavailableWarning",
     "is_unreachable",

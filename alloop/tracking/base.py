@@ -23,6 +23,28 @@ class RoundReport:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """A run read back from a tracker: what a comparison needs to skip, resume or plot it.
+
+    Attributes
+    ----------
+    run_id : str
+    status : str
+        ``"RUNNING"`` (or a run whose process was killed), ``"FINISHED"``, ``"FAILED"``,
+        ``"KILLED"``.
+    params : dict
+        The run's flat string params (its config, see :func:`alloop.tracking.params.flatten`).
+    metrics : dict
+        The last value logged of each metric.
+    """
+
+    run_id: str
+    status: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
 class OneOffRun(Protocol):
     """A run outside the loop's rounds (a selection, a comparison's summary, an experiment's
     setting), opened by :meth:`Tracker.one_off_run`; ``run_id`` is None where nothing is tracked."""
@@ -71,6 +93,20 @@ class Tracker(Protocol):
         """Mark a run ended (``"FINISHED"``, ``"FAILED"`` or ``"KILLED"``)."""
         ...
 
+    def find_runs(self, kind: str) -> list[RunRecord]:
+        """The runs of this experiment whose ``alloop`` tag is ``kind`` (``"loop"``,
+        ``"full_data"``, ...), oldest first; discarded runs are left out."""
+        ...
+
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        """step → value of one metric of a run; a step logged twice (a resumed finish) keeps
+        its last value."""
+        ...
+
+    def discard_run(self, run_id: str) -> None:
+        """Mark a run and its nested (round) runs deleted; they no longer count as found."""
+        ...
+
 
 class NullTracker:
     """Tracks nothing (the Python API's default when no tracking URI is given)."""
@@ -102,6 +138,15 @@ class NullTracker:
         return None
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        return None
+
+    def find_runs(self, kind: str) -> list[RunRecord]:
+        return []
+
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        return {}
+
+    def discard_run(self, run_id: str) -> None:
         return None
 
 

@@ -1,8 +1,9 @@
 """MLflow tracking: a parent run per (strategy, seed), one nested run per round.
 
-The tracker only writes. The label store is the loop's source of truth; on resume, rounds the
-store has finished but MLflow has not (a crash between the two, or a tracking server that was
-down) are re-logged from the store.
+The loop only writes to it. The label store is the loop's source of truth; on resume, rounds
+the store has finished but MLflow has not (a crash between the two, or a tracking server that
+was down) are re-logged from the store. Comparisons read finished runs back through
+``find_runs`` and ``metric_history`` (see :mod:`alloop.tracking.mlflow_read`).
 
 :class:`MlflowWriter` makes one attempt per call and may be called again after a failure: a
 half-logged round or parent run is completed, not logged twice. :class:`MlflowTracker` wraps it
@@ -24,23 +25,15 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from alloop.tracking.base import RoundReport
+from alloop.tracking import mlflow_read
+from alloop.tracking.base import RoundReport, RunRecord
+from alloop.tracking.mlflow_http import is_unreachable, mlflow_http_defaults
 from alloop.tracking.mlflow_run import MlflowRun
 from alloop.tracking.params import flatten
 from alloop.tracking.resilient import Backoff, ResilientTracker
 
 #: MLflow's local SQLite store in the working directory: the zero-set-up default.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-#: MLflow client settings alloop uses for its own calls to a tracking server, unless you set
-#: them: no retries inside MLflow (its default, 7 doubling retries, blocks a call to a stopped
-#: server for ~4 minutes; alloop retries itself, see Backoff), a 60 s timeout instead of 120 s,
-#: and no "View run at URL" line printed per round.
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -54,61 +47,6 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
         return None
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     return (db.parent.resolve() / "mlartifacts" / experiment).as_uri()
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """True for errors that retrying later may fix: no connection, a timeout, HTTP 5xx or 429.
-
-    MLflow wraps connection errors in an ``MlflowException`` (the original is its context), and
-    reports a server's 5xx answer as one with a 5xx error code.
-
-    Examples
-    --------
-    >>> is_unreachable(ConnectionRefusedError(111, "Connection refused"))
-    True
-    >>> is_unreachable(ValueError("metric value must be a number"))
-    False
-    """
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    def retryable(status: int | None) -> bool:
-        return status is not None and (status == 429 or status >= 500)
-
-    for err in _chain(exc):
-        if isinstance(err, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout
-                      | requests.exceptions.ChunkedEncodingError):
-            return True
-        if isinstance(err, requests.HTTPError) and err.response is not None:
-            return retryable(err.response.status_code)
-    return isinstance(exc, MlflowException) and retryable(exc.get_http_status_code())
-
-
-@contextmanager
-def mlflow_http_defaults(tracking_uri: str) -> Iterator[None]:
-    """Apply :data:`HTTP_DEFAULTS` (those not set by the user) for a block of HTTP calls.
-
-    Scoped rather than global so the rest of the process keeps MLflow's defaults.
-    """
-    if not tracking_uri.startswith(("http://", "https://")):
-        yield
-        return
-    added = [name for name in HTTP_DEFAULTS if name not in os.environ]
-    for name in added:
-        os.environ[name] = HTTP_DEFAULTS[name]
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -341,10 +279,32 @@ class MlflowTracker(ResilientTracker):
         super().__init__(writer, is_unreachable, backoff=backoff, where=writer.tracking_uri)
         self.writer = writer
 
+    @classmethod
+    def existing(
+        cls, experiment: str, tracking_uri: str | None = None, *, backoff: Backoff | None = None
+    ) -> MlflowTracker:
+        """A tracker on an experiment that must exist already: reading one must not create it.
+
+        Raises
+        ------
+        ValueError
+            When ``tracking_uri`` has no such (active) experiment; the message lists those it has.
+        """
+        tracker = cls(experiment, tracking_uri, backoff=backoff)
+        found = tracker.writer.client.get_experiment_by_name(experiment)
+        if found is None or found.lifecycle_stage == "deleted":
+            names = mlflow_read.experiment_names(tracker.writer.client)
+            raise ValueError(
+                f"no MLflow experiment {experiment!r} at {tracker.tracking_uri}; experiments "
+                f"there: {names}. Pass the tracking URI the runs were logged to (--tracking-uri)"
+            )
+        return tracker
+
     # runs next to the loop's (selection, comparisons, experiments): direct calls, no buffering
     @property
     def client(self) -> Any:
-        """The ``mlflow.MlflowClient``, for reading runs (write through :meth:`one_off_run`)."""
+        """The ``mlflow.MlflowClient``, for tests and debugging (alloop reads through
+        :meth:`find_runs` and :meth:`metric_history`, writes through :meth:`one_off_run`)."""
         return self.writer.client
 
     @contextmanager
@@ -379,6 +339,15 @@ class MlflowTracker(ResilientTracker):
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.writer.client.set_terminated(run_id, status)
+
+    def find_runs(self, kind: str) -> list[RunRecord]:
+        return mlflow_read.find_runs(self.writer.client, self.experiment_id, kind)
+
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        return mlflow_read.metric_history(self.writer.client, run_id, key)
+
+    def discard_run(self, run_id: str) -> None:
+        mlflow_read.discard_run(self.writer.client, self.experiment_id, run_id)
 
     @property
     def experiment_id(self) -> str:
