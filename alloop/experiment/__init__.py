@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,31 +101,21 @@ def build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> A
     except TypeError as exc:  # an unknown or ill-typed constructor argument
         raise ValueError(
             f"model.params {config.model.params!r} do not fit model.kind {config.model.kind!r}"
-            f" ({exc}); valid params: {', '.join(_model_params(config)) or '(none)'}"
+            f" ({exc}); valid params: {', '.join(_model_params(config)) or '(none)'}. "
+            "Fix or remove them in the config's model.params"
         ) from None
 
 
 def _model_params(config: ExperimentConfig) -> list[str]:
     """The constructor arguments ``model.params`` may set, for the error message."""
     m = config.model
-    if m.kind == "sklearn":
+    if isinstance(m, SklearnConfig):
         module, _, name = (m.estimator or "").rpartition(".")
-        try:
+        try:  # scikit-learn's declared parameter list
             return sorted(getattr(importlib.import_module(module), name)().get_params())
         except Exception:  # noqa: BLE001 - only for a message
             return []
-    from alloop.models import LinearGLM, LogisticGLM
-    from alloop.models.mlp import MLP
-
-    cls = {"linear": LinearGLM, "logistic": LogisticGLM, "mlp": MLP}[m.kind]
-    set_by_config = {"self", "s", "likelihood", "hidden", "epochs", "lr", "batch_size",
-                     "optimizer", "seed", "kwargs", "device", "dtype"}
-    names = set(inspect.signature(cls.__init__).parameters)
-    if cls is not MLP:  # the GLMs pass their keywords on to GLM
-        from alloop.models.glm import GLM
-
-        names |= set(inspect.signature(GLM.__init__).parameters)
-    return sorted(names - set_by_config)
+    return sorted(m.PARAMS)  # declared by the model's config class
 
 
 def _build_model(config: ExperimentConfig, task: str, n_classes: int | None) -> Any:

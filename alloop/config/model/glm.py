@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,12 @@ from alloop.config.model.strength import Strength
 
 class GLMConfig(Strength, Placement):
     """Logistic (binary or softmax) or linear (ridge) regression."""
+
+    #: the constructor arguments of :class:`~alloop.models.glm.GLM` that ``params`` may set
+    #: (``s``, ``likelihood``, ``device`` and ``dtype`` come from the config's own fields)
+    PARAMS: ClassVar[tuple[str, ...]] = (
+        "fit_intercept", "max_iter", "newton_max_params", "sigma2", "solver", "tol", "warm_start",
+    )
 
     kind: Literal["logistic", "linear"] = Field(
         "logistic", description="logistic (binary or softmax) | linear (ridge) | mlp | sklearn | hierarchical"

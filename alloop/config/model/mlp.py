@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,13 @@ from alloop.config.model.strength import Strength
 
 class MLPConfig(Strength, Placement):
     """A multi-layer perceptron with an L2 penalty e^s/2 ‖θ‖²."""
+
+    #: the constructor arguments of :class:`~alloop.models.mlp.MLP` (and the torch model it
+    #: passes keywords to) that ``params`` may set; the rest come from the fields below
+    PARAMS: ClassVar[tuple[str, ...]] = (
+        "activation", "betas", "dropout", "eps", "lr_min", "max_iter", "momentum", "penalize_bias",
+        "schedule", "sigma2", "tol", "track_tangent", "warm_start",
+    )
 
     kind: Literal["mlp"] = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths")
