@@ -8,7 +8,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from alloop.data.pool import Pool, validate_features
+from alloop.data.dataset import Dataset
+from alloop.data.pool import Pool, as_features, validate_features
 
 
 def test_default_and_given_ids_are_strings():
@@ -155,3 +156,36 @@ def test_raw_of_the_wrong_length_is_refused():
 def test_feature_names_of_the_wrong_length_are_refused():
     with pytest.raises(ValueError, match="feature"):
         Pool(np.eye(3), feature_names=["a"])
+
+
+def test_pool_and_data_set_share_one_numeric_2d_check_each_naming_its_input():
+    with pytest.raises(ValueError, match=r"^X_test must be 2-D \(n_samples, n_features\); got shape \(3,\)$"):
+        validate_features(np.ones(3), "X_test")
+    with pytest.raises(ValueError, match=r"^X of 'toy' must be 2-D \(n_samples, n_features\); got shape \(3,\)$"):
+        Dataset(np.ones(3), np.zeros(3), name="toy")
+    with pytest.raises(ValueError, match=r"X of 'toy' must be numeric"):
+        Dataset(np.array([["a"], ["b"]]), np.zeros(2), name="toy")
+    frame = pd.DataFrame({"a": [1.0, 2.0], "colour": ["red", "blue"]})
+    with pytest.raises(ValueError, match=r"X of 'toy' has non-numeric columns \['colour'\]"):
+        Dataset(frame, np.zeros(2), name="toy")
+
+
+def test_nan_is_refused_by_both_with_their_own_fix():
+    X = np.ones((3, 2))
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[2\], columns \[1\]\); impute or drop them before building the pool"):
+        Pool(X)
+    with pytest.raises(ValueError, match=r"NaN or inf in 1 rows: 'c' \(row 2\); fill in or drop those rows"):
+        Dataset(X, np.zeros(3), ids=["a", "b", "c"])
+    sparse = sp.csr_matrix(X)
+    with pytest.raises(ValueError, match=r"NaN or inf in rows \[2\]; impute or drop those rows"):
+        Pool(sparse)
+
+
+def test_duplicate_sparse_entries_are_summed_without_touching_the_input():
+    X = sp.csr_matrix((np.array([1.0, 2.0]), np.array([0, 0]), np.array([0, 2, 2])), shape=(2, 2))
+    assert not X.has_canonical_format
+    out = as_features(X)
+    assert out.has_canonical_format and out.nnz == 1 and out[0, 0] == 3.0
+    assert X.nnz == 2 and not X.has_canonical_format  # the caller's matrix is as it was
+    np.testing.assert_array_equal(Pool(X).X.toarray(), [[3.0, 0.0], [0.0, 0.0]])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from alloop.data.pool import Pool
+from alloop.data.pool import Pool, as_features, nonfinite_rows
 
 TASKS = ("classification", "regression")
 
@@ -65,7 +65,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: fields are normalised once, here
-        X = _as_matrix(self.X, self.name)
+        X = as_features(self.X, f"X of {self.name!r}")  # NaN checked below, naming ids
         n = X.shape[0]
         if n == 0:
             raise ValueError(f"data set {self.name!r} has no rows")
@@ -80,7 +80,7 @@ class Dataset:
             )
         if len(y) != n:
             raise ValueError(f"X of {self.name!r} has {n} rows but y has {len(y)} values")
-        _reject_rows(_nonfinite_rows(X), ids, f"X of {self.name!r} has NaN or inf")
+        _reject_rows(nonfinite_rows(X), ids, f"X of {self.name!r} has NaN or inf")
         classes = None
         if self.task == "regression":
             y = _as_float_target(y, ids, self.name)
@@ -150,21 +150,6 @@ class Dataset:
         return Pool(self.X, ids=self.ids, raw=self.raw, feature_names=self.feature_names)
 
 
-def _as_matrix(X: Any, name: str) -> Any:
-    """float64 ndarray or canonical CSR; the NaN check comes later so it can name ids."""
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-        X.sum_duplicates()
-        return X
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"X of {name!r} must be numeric: {exc}") from exc
-    if X.ndim != 2:
-        raise ValueError(f"X of {name!r} must be 2-D (n_samples, n_features); got {X.shape}")
-    return X
-
-
 def _as_ids(ids: Any, n: int, name: str) -> np.ndarray:
     if ids is None:
         return np.arange(n).astype(str)
@@ -177,13 +162,6 @@ def _as_ids(ids: Any, n: int, name: str) -> np.ndarray:
             f"item ids of {name!r} must be unique; repeated: {values[counts > 1][:_SHOWN].tolist()!r}"
         )
     return ids
-
-
-def _nonfinite_rows(X: Any) -> np.ndarray:
-    if sp.issparse(X):
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        return np.unique(rows[~np.isfinite(X.data)])
-    return np.flatnonzero(~np.isfinite(X).all(axis=1))
 
 
 def _reject_rows(rows: np.ndarray, ids: np.ndarray, problem: str, detail: str = "") -> None:

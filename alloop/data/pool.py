@@ -11,16 +11,33 @@ import scipy.sparse as sp
 import torch
 
 
-def validate_features(X: Any, name: str = "X") -> Any:
-    """Return ``X`` as numpy (dense) or scipy CSR (sparse); reject NaN/inf, non-2-D, non-numeric.
+def as_features(X: Any, what: str = "X") -> Any:
+    """``X`` as float64 numpy (dense) or canonical scipy CSR (sparse); refuse non-numeric, non-2-D.
 
-    The error names the first offending rows and columns so the user can find them.
+    The one check of "numeric 2-D features" (pools, data sets, test and validation sets). NaN
+    and inf are left to the caller, whose message names the rows its own way (by position for
+    a pool, by item id for a data set): see :func:`nonfinite_rows`.
+
+    Parameters
+    ----------
+    X : array-like, DataFrame, torch tensor or scipy sparse matrix, shape (n, d)
+    what : str
+        How messages name ``X`` (e.g. ``"X_test"``, ``"X of 'digits'"``).
+
+    Examples
+    --------
+    >>> as_features([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    >>> as_features([1, 2], "X_test")
+    Traceback (most recent call last):
+    ...
+    ValueError: X_test must be 2-D (n_samples, n_features); got shape (2,)
     """
     if isinstance(X, pd.DataFrame):
         non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
         if non_numeric:
             raise ValueError(
-                f"{name} has non-numeric columns {non_numeric[:5]!r}; vectorise them first "
+                f"{what} has non-numeric columns {non_numeric[:5]!r}; vectorise them first "
                 "(data.text_column with a vectorizer) or drop them"
             )
         X = X.to_numpy(dtype=np.float64)
@@ -29,31 +46,47 @@ def validate_features(X: Any, name: str = "X") -> Any:
         X = X.to_dense().numpy() if X.layout != torch.strided else X.numpy()
     if sp.issparse(X):
         X = sp.csr_matrix(X, dtype=np.float64)
-        data = X.data
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D; got shape {X.shape}")
-        bad = ~np.isfinite(data)
-        if bad.any():
-            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[bad]
-            raise ValueError(
-                f"{name} contains NaN or inf in rows {sorted(set(rows.tolist()))[:10]!r}; "
-                "impute or drop those rows before building the pool"
-            )
-        return X
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric; {exc}") from exc
+        if not X.has_canonical_format:  # copy first: the caller's matrix is left as it was
+            X = X.copy()
+            X.sum_duplicates()
+    else:
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what} must be numeric; {exc}") from exc
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        r, c = np.nonzero(bad)
-        raise ValueError(
-            f"{name} contains {bad.sum()} NaN or inf values (first at rows {r[:10].tolist()!r}, "
-            f"columns {c[:10].tolist()!r}); impute or drop them before building the pool"
-        )
+        raise ValueError(f"{what} must be 2-D (n_samples, n_features); got shape {X.shape}")
     return X
+
+
+def nonfinite_rows(X: Any) -> np.ndarray:
+    """Sorted positions of the rows of ``X`` (:func:`as_features` output) holding NaN or inf."""
+    if sp.issparse(X):
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        return np.unique(rows[~np.isfinite(X.data)])
+    return np.flatnonzero(~np.isfinite(X).all(axis=1))
+
+
+def validate_features(X: Any, name: str = "X") -> Any:
+    """Return ``X`` as numpy (dense) or scipy CSR (sparse); reject NaN/inf, non-2-D, non-numeric.
+
+    The error names the first offending rows and columns so the user can find them.
+    """
+    X = as_features(X, name)
+    rows = nonfinite_rows(X)
+    if len(rows) == 0:
+        return X
+    if sp.issparse(X):
+        raise ValueError(
+            f"{name} contains NaN or inf in rows {rows[:10].tolist()!r}; "
+            "impute or drop those rows before building the pool"
+        )
+    bad = ~np.isfinite(X)
+    r, c = np.nonzero(bad)
+    raise ValueError(
+        f"{name} contains {bad.sum()} NaN or inf values (first at rows {r[:10].tolist()!r}, "
+        f"columns {c[:10].tolist()!r}); impute or drop them before building the pool"
+    )
 
 
 def take_rows(X: Any, index: np.ndarray) -> Any:
