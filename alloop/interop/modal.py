@@ -12,15 +12,16 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import modAL.models
 import numpy as np
+import sklearn
 from modAL.batch import uncertainty_batch_sampling
 from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
 from modAL.utils.data import data_vstack
+from packaging.version import Version
 from sklearn.utils import check_X_y
 
 from alloop.engine.select import select_batch
@@ -32,7 +33,7 @@ from strategies.base import Strategy
 # the old name, which modAL 0.4.2.1 still passes.
 _FINITE_KEYWORD = (
     "ensure_all_finite"
-    if "ensure_all_finite" in inspect.signature(check_X_y).parameters
+    if Version(sklearn.__version__).release >= (1, 6)
     else "force_all_finite"
 )
 
