@@ -18,7 +18,23 @@ KEY = "strategy_state"
 
 
 def save(store: Any, strategy: Any, round_: int) -> None:
-    """Persist the strategy's state after round ``round_``'s scores (stateless: nothing)."""
+    """Persist the strategy's state after round ``round_``'s scores (stateless: nothing).
+
+    Examples
+    --------
+    >>> from alloop.store import LabelStore
+    >>> from strategies.portfolio import Portfolio
+    >>> store, portfolio = LabelStore(":memory:"), Portfolio(["margin", "random"])
+    >>> portfolio.bandit.log_weights[:] = [0.5, 0.0]
+    >>> save(store, portfolio.strategy(), 1)
+    >>> portfolio.restore(None)  # e.g. a new process
+    >>> restore(store, portfolio.strategy(), 1)
+    >>> portfolio.bandit.log_weights.tolist()
+    [0.5, 0.0]
+    >>> restore(store, portfolio.strategy(), 0)  # round 1 selected again: the state before it
+    >>> portfolio.bandit.log_weights.tolist()
+    [0.0, 0.0]
+    """
     if strategy.memory is None:
         return
     held = store.get_meta(KEY)
