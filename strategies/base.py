@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -47,6 +47,23 @@ NEEDS = ("proba", "gradients", "labeled", "validation", "regression", "classific
 #: row, for the "labeled" variants) comes from Python callers. An options model may not
 #: declare a field of these names, and ``strategy.params`` cannot set them.
 CONTEXT_KEYS = ("X_labeled", "y_labeled", "X_val", "y_val", "rng", "y_pool", "n_instances")
+
+
+class StrategyMemory(Protocol):
+    """What a stateful strategy (the portfolio) carries from one round's selection to the next.
+
+    The loop saves :meth:`state` in the label store after each round's scores, before that
+    round's requests, and calls :meth:`restore` before the next scores, so a resumed run (or a
+    new process on the same store) continues from exactly the state an uninterrupted run has.
+    """
+
+    def state(self) -> dict[str, Any]:
+        """The state after the last scores, as JSON (floats round-trip exactly)."""
+        ...
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Continue from ``state`` (a :meth:`state` result); None: the state of a fresh run."""
+        ...
 
 
 class StrategyOptionsError(ValueError):
@@ -135,6 +152,9 @@ class Strategy:
     #: a stateful strategy's factory: the loop builds one instance per run from the validated
     #: options (``fresh(options) -> Strategy``); None for the stateless scorers.
     fresh: Callable[[dict[str, Any]], Strategy] | None = None
+    #: a stateful strategy's state across rounds, which the loop keeps in the label store
+    #: (None for the stateless scorers).
+    memory: StrategyMemory | None = None
 
     def check_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The validated options: every declared option, ``params`` over the defaults.

@@ -20,6 +20,7 @@ import pandas as pd
 
 from alloop.aggregation import aggregate
 from alloop.loop import ask as ask_stage
+from alloop.loop import memory
 from alloop.loop import select as select_stage
 from alloop.loop.commit import Committer
 from alloop.loop.errors import InvalidAnswerError, StoreNotEmptyError
@@ -175,7 +176,7 @@ class ActiveLoop(Setup):
                     return Queries(round_, tuple(open_))
                 # every query was answered before the process died, the round not closed yet
                 asked = {i for i, _ in self.store.requests(round_)}
-                self._close(OpenRound(round_, [], asked), [], quit_ok=False)
+                self._close(self._reopened(round_, asked), [], quit_ok=False)
                 round_ = self._next
             stop = self.stop_reason()
             if stop:
@@ -199,7 +200,7 @@ class ActiveLoop(Setup):
                 raise ValueError(f"round {round_} has no open queries: call loop.query() first")
             open_ = self._asked
             if open_ is None or open_.round != round_:  # asked by a process that is gone
-                open_ = OpenRound(round_, [], set(requested))
+                open_ = self._reopened(round_, set(requested))
             open_.asked = set(requested)
             self._asked = None
             committer = self._committer(open_)
@@ -227,6 +228,10 @@ class ActiveLoop(Setup):
         store.record_requests(round_, [q.item_id for q in relabels], [q.score for q in relabels])
         queries += relabels
         return OpenRound(round_, queries, {q.item_id for q in queries}, len(relabels), pending, timing)
+
+    def _reopened(self, round_: int, asked: set[str]) -> OpenRound:
+        """A round another process opened: its stored requests, its strategy's stored report."""
+        return OpenRound(round_, [], asked, timing=memory.report(self.store, self.strategy, round_))
 
     def _queries(self, round_: int, ids: list[str], scores: list[Any]) -> list[Query]:
         pool, model = self.pool, self._model
@@ -259,7 +264,9 @@ class ActiveLoop(Setup):
         context = strategy_context(self.strategy, self.strategy_params, X_l, y_l, validation,
                                    settings.seed, round_)
         context["n_instances"] = k  # batch strategies (badge, batchbald, …) pick k jointly
+        memory.restore(self.store, self.strategy, round_ - 1)  # the store's state, not this process's
         scores, timing = score(self.strategy, self._model, X_unl, context, self.scoring)
+        memory.save(self.store, self.strategy, round_)  # before the requests (see memory)
         t0 = time.perf_counter()
         chosen = select_stage.pick(scores, k, self.batch_rule, X_unl, X_l, settings.seed, round_)
         timing["select_seconds"] = time.perf_counter() - t0
