@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +95,15 @@ def loop_parts(model_name: str, strategy: str, U: int, test: tuple, val: tuple
 
 def run(
     data: Ratings, model_name: str, strategy: str, seed: int, args: argparse.Namespace,
-    tracker: Any,
+    new_tracker: Callable[[], Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One model under one strategy through the public :class:`alloop.ActiveLoop`.
 
     (user, movie) pairs as a :class:`alloop.multiuser.PairPool`, a real SQLite label store
     (in ``--store-dir`` or a temporary folder), a :class:`SimulatedOracle` answering each
     "u<userId>/m<movieId>" candidate with the user's recorded rating, the regularity chosen on
-    the validation split each round, and the tracker's run per setting (a nested run per round
-    with the per-user table ``users.csv``).
+    the validation split each round, and a tracker of its own (``new_tracker()``: one tracker
+    holds one parent run) with a nested run per round and the per-user table ``users.csv``.
     """
     import tempfile
 
@@ -142,7 +143,7 @@ def run(
             X_test=test[0], y_test=test[1], X_val=val[0], y_val=val[1], strategy_params=options,
             batch_rule=UserQuota(int(np.ceil(batch / U))) if strategy.endswith("-quota") else None,
             regularity=regularity, round_report=report,
-            store=store, tracker=tracker, run_name=name,
+            store=store, tracker=new_tracker(), run_name=name,
         )
         result = loop.run(resume=len(store) > 0)
         store.close()
@@ -214,14 +215,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{U} users, {data.y.size} ratings, {data.X.shape[1]} features", flush=True)
     params = {k: v for k, v in vars(args).items() if k != "out"}
     params.update(users=U, ratings=data.y.size, features=data.X.shape[1])
-    tracker = (
-        MlflowTracker("multiuser-movielens", tracking_uri=args.tracking_uri)
-        if args.tracking_uri
-        else NullTracker()
-    )
+
+    def new_tracker() -> Any:
+        if args.tracking_uri:
+            return MlflowTracker("multiuser-movielens", tracking_uri=args.tracking_uri)
+        return NullTracker()
+
+    tracker = new_tracker()
     with tracker.one_off_run(f"movielens-{time.strftime('%Y%m%d-%H%M%S')}") as summary:
         summary.log_params(params)
-        curves, finals = run_all(data, args, tracker)
+        curves, finals = run_all(data, args, new_tracker)
         files = write_outputs(curves, finals, args)
         for (model, strategy), g in curves.groupby(["model", "strategy"], sort=False):
             mean = g.groupby("round")[["labels_per_user", "rmse_user_mean"]].mean()
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_all(
-    data: Ratings, args: argparse.Namespace, tracker: Any
+    data: Ratings, args: argparse.Namespace, new_tracker: Callable[[], Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every (seed, model, strategy) setting; each is its own tracked loop run."""
     curves, finals = [], []
@@ -243,7 +246,7 @@ def run_all(
                 if strategy in HIERARCHICAL_ONLY and model_name != "hierarchical":
                     continue
                 t0 = time.perf_counter()
-                c, f = run(data, model_name, strategy, seed, args, tracker)
+                c, f = run(data, model_name, strategy, seed, args, new_tracker)
                 last = c.iloc[-1]
                 curves.append(c)
                 finals.append(f)
