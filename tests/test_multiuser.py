@@ -395,6 +395,30 @@ def test_select_candidates_global_and_with_quota_against_a_greedy_loop():
     assert len(select_candidates(scores, users, 50, quota=1)) == len(np.unique(users))
 
 
+
+def test_select_candidates_ties_scores_that_differ_by_rounding_only():
+    """Two candidates of one user with identical features score the same in exact arithmetic;
+    their float scores can differ in the last digits (MovieLens has such movie pairs). The
+    rounding must not choose: the tie-break does (by position without rng), whichever way the
+    noise goes."""
+    rng = np.random.default_rng(7)
+    exact = np.repeat(rng.random(20), 2)  # candidates 2j and 2j + 1 are twins
+    users = np.repeat(np.arange(20) % 5, 2)
+    for sign in (1.0, -1.0):
+        noisy = exact * (1 + sign * 1e-13 * np.tile([-1.0, 1.0], 20))  # twin 2j+1 ranks first
+        assert select_candidates(noisy, users, 6, rtol=0.0)[0] % 2 == (0 if sign < 0 else 1)
+        for quota in (None, 1, 2):
+            np.testing.assert_array_equal(
+                select_candidates(noisy, users, 6, quota=quota),
+                select_candidates(exact, users, 6, quota=quota),
+            )
+            assert all(i % 2 == 0 for i in select_candidates(noisy, users, 6, quota=1))
+    # scores 1e-6 apart are not ties
+    assert select_candidates([1.0, 1.0 + 1e-6], [0, 0], 1).tolist() == [1]
+    with pytest.raises(ValueError, match="rtol"):
+        select_candidates([1.0], [0], 1, rtol=-1.0)
+
+
 # --------------------------------------------------------------------------- reductions and errors
 def test_one_user_with_vanishing_deviation_cost_is_a_plain_glm():
     """With one user and λ_1 → ∞ the user is the global model: ridge with λ = λ_0."""

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["select_candidates", "sld_scores", "sti_directions", "sti_scores"]
 
+#: scores this close (relatively) are ties in :func:`select_candidates`. The SSI scores of one
+#: candidate agree to about 1e-9 between two float computation orders; those of two identical
+#: candidates in one run differ by about 1e-13.
+TIE_RTOL = 1e-9
+
 #: candidate rows per batch of output JVPs.
 BATCH_SIZE = 16384
 
@@ -179,8 +184,14 @@ def select_candidates(
     *,
     quota: int | None = None,
     rng: np.random.Generator | None = None,
+    rtol: float = TIE_RTOL,
 ) -> np.ndarray:
     """Indices of the k best candidates, globally or at most ``quota`` per user.
+
+    Scores that agree to ``rtol`` (relatively) are ties. Candidates whose features are
+    identical score the same in exact arithmetic, but the float results can differ in their
+    last digits. The tolerance keeps that rounding noise from choosing between them: the
+    tie-break does.
 
     Parameters
     ----------
@@ -196,6 +207,9 @@ def select_candidates(
         have candidates.
     rng : numpy.random.Generator, optional
         Breaks ties among equal scores at random (default: by position).
+    rtol : float
+        Scores within ``rtol·max(|a|, |b|)`` of each other are equal. Sorted scores that are
+        each that close to the next form one tie. Use 0 for exact equality only.
 
     Returns
     -------
@@ -208,6 +222,8 @@ def select_candidates(
     [0, 1]
     >>> select_candidates([5.0, 4.0, 3.0, 1.0], [0, 0, 0, 1], 2, quota=1).tolist()
     [0, 3]
+    >>> select_candidates([1.0, 1.0 + 1e-15, 0.5], [0, 0, 1], 1).tolist()  # a tie: by position
+    [0]
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     users = np.asarray(users).reshape(-1)
@@ -219,8 +235,10 @@ def select_candidates(
         raise ValueError(f"k must be a non-negative integer; got {k!r}")
     if quota is not None and not (isinstance(quota, int | np.integer) and quota >= 1):
         raise ValueError(f"quota must be a positive integer or None; got {quota!r}")
+    if not rtol >= 0:
+        raise ValueError(f"rtol must be a non-negative float; got {rtol!r}")
     tiebreak = rng.random(scores.size) if rng is not None else np.arange(scores.size)
-    order = np.lexsort((tiebreak, -scores))
+    order = np.lexsort((tiebreak, _tie_levels(scores, rtol)))
     if quota is None:
         return order[:k]
     # Rank of each candidate within its user (0 = that user's best); keep rank < quota.
@@ -232,3 +250,18 @@ def select_candidates(
     rank = np.empty_like(rank_sorted)
     rank[sort_by_user] = rank_sorted
     return order[rank < quota][:k]
+
+
+def _tie_levels(scores: np.ndarray, rtol: float) -> np.ndarray:
+    """Each score's rank among the distinct values of ``scores``, 0 = best.
+
+    Values that agree to ``rtol`` count as one value.
+    """
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    scale = np.maximum(np.abs(ranked[1:]), np.abs(ranked[:-1]))
+    new_value = np.abs(np.diff(ranked)) > rtol * scale
+    levels = np.empty(scores.size, dtype=np.int64)
+    levels[order] = np.concatenate([np.zeros(min(scores.size, 1), dtype=np.int64),
+                                    np.cumsum(new_value)])
+    return levels

@@ -1,16 +1,26 @@
-"""The baselines of the MovieLens experiment: one global ridge, independent per-user ridges.
+"""The baselines of the MovieLens experiment as models of the loop: one global ridge, and
+independent per-user ridges that share one λ.
 
-Neither is a model of the loop (the global one ignores the user; the independent ones share
-only λ), so they run in their own short round loop here; the hierarchical model runs through
-:class:`alloop.ActiveLoop` (``movielens.py``).
+Both implement the loop's model protocol (:class:`alloop.models.base.Model`) on (user, movie)
+pair rows ``[user, x...]`` (:func:`alloop.multiuser.pool.pair_rows`). They declare their own
+SLD scores (:class:`alloop.models.capabilities.OwnRegularityScores`), and each comes with a
+regularity hook that chooses s on the validation split every round. They run through
+:class:`alloop.ActiveLoop` like the hierarchical model (``movielens.py``).
+
+* :class:`GlobalRidge` — one :class:`alloop.models.LinearGLM` for every user; the user column
+  is ignored. :class:`GlobalRegularity` chooses s by hypergradient
+  (:func:`alloop.regularity.select_regularity`), warm-started from last round's s.
+* :class:`IndependentRidges` — one ridge per user with a common λ = e^s; the intercept is
+  unpenalized, and a user without labels is predicted the mean label. Each fit is one batched
+  closed-form solve. :class:`IndependentRegularity` chooses s by a bounded 1-D search of the
+  validation loss.
 """
 
 from __future__ import annotations
 
-import argparse
+import copy
 import sys
-import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,195 +32,262 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from ratings import CHECKPOINTS, Ratings, split_rows  # noqa: E402
-
 from alloop.models import LinearGLM  # noqa: E402
-from alloop.multiuser import select_candidates  # noqa: E402
+from alloop.multiuser import UserReport  # noqa: E402
 from alloop.multiuser.outputs import per_user_loss_gradients, per_user_loss_hessians  # noqa: E402
+from alloop.multiuser.pool import PairPool, split_pairs  # noqa: E402
 from alloop.multiuser.schur import batched_cholesky  # noqa: E402
 from alloop.regularity import scores as single_scores  # noqa: E402
 from alloop.regularity import select_regularity  # noqa: E402
 
-#: the per-round metrics of a baseline's run
-ROUND_METRICS = ("labels_per_user", "rmse_user_mean", "rmse_user_median", "users_without_labels",
-                 "validation_loss", "s", "fit_seconds", "fits")
+#: the regularity box of every baseline's search
+BOUNDS = (-10.0, 12.0)
 
 
-class Learner:
-    """fit on labeled rows with regularity chosen on validation; predict; SLD of candidates."""
-
-    name: str
-    path: list[tuple[float, ...]]
-
-    def fit(self, X, y, users, Xv, yv, uv) -> dict[str, float]: ...
-
-    def predict(self, X, users) -> np.ndarray: ...
-
-    def sld(self, X, users) -> np.ndarray: ...
+def _sld_only(name: str) -> None:
+    if name != "sld":
+        raise ValueError(f"the MovieLens baselines score 'sld' only; got strategy {name!r}")
 
 
-class GlobalRidge(Learner):
-    name = "global"
+# --------------------------------------------------------------------------- global
+class GlobalRidge:
+    """One ridge for all users on pair rows: the user column is ignored.
 
-    def __init__(self, n_users: int) -> None:
-        self.model = LinearGLM(s=0.0)
-        self.s = 0.0
+    The ridge is a :class:`alloop.models.LinearGLM` with σ² = 1, so its s is log κ, where
+    κ = e^s σ² is what θ* depends on (the search of :class:`GlobalRegularity` estimates σ²
+    and reports κ).
 
-    def fit(self, X, y, users, Xv, yv, uv):
-        self.s, self.model, info = select_regularity(
-            self.model, X, y, Xv, yv, s0=self.s, bounds=(-10.0, 12.0)
+    Parameters
+    ----------
+    s : float
+        log κ of the ridge.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from alloop.multiuser.pool import pair_rows
+    >>> X = pair_rows(np.eye(3), [0, 1, 1])
+    >>> model = GlobalRidge(s=0.0).fit(X, np.array([1.0, 2.0, 3.0]))
+    >>> model.predict(X).shape, model.regularity_scores("sld", X).shape
+    ((3,), (3,))
+    """
+
+    task = "regression"
+    regularity_strategies = ("sld",)
+
+    def __init__(self, s: float = 0.0) -> None:
+        self.glm = LinearGLM(s=float(s), sigma2=1.0)
+        self.classes_ = None
+
+    @property
+    def s(self) -> float:
+        return float(self.glm.s)
+
+    def with_s(self, s: float) -> GlobalRidge:
+        new = copy.copy(self)
+        new.glm = self.glm.with_s(float(s))
+        return new
+
+    def clone(self) -> GlobalRidge:
+        new = copy.copy(self)
+        new.glm = self.glm.clone()
+        return new
+
+    def fit(self, X: Any, y: Any, classes: Any = None) -> GlobalRidge:
+        features, _ = split_pairs(X)
+        self.glm.fit(features, np.asarray(y, dtype=np.float64))
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_users(*split_pairs(X))
+
+    def predict_users(self, features: Any, users: Any) -> np.ndarray:
+        return self.glm.predict(features)
+
+    def regularity_scores(self, name: str, X: Any, **options: Any) -> np.ndarray:
+        """SLD of the global ridge's own tangent (the loop's ``sld`` strategy)."""
+        _sld_only(name)
+        return single_scores.sld_scores(self.glm, split_pairs(X)[0])
+
+
+@dataclass
+class Search:
+    """What a regularity search found: V at the chosen s, and the fits it took."""
+
+    value: float
+    fits: int
+
+
+@dataclass
+class GlobalRegularity:
+    """``ActiveLoop(..., regularity=GlobalRegularity())`` for :class:`GlobalRidge`.
+
+    Each round runs :func:`alloop.regularity.select_regularity` on a ridge whose σ² is
+    estimated, started from the ridge and the s it chose last round, and hands the loop
+    log κ = s + log σ² of its choice. The search holds σ² fixed along s, so its V differs from
+    the σ² = 1 ridge's only by the factor 1/σ²: the same κ is chosen.
+    """
+
+    bounds: tuple[float, float] = BOUNDS
+    last: Search | None = field(default=None, repr=False, compare=False)
+    #: last round's search result (its θ, σ² and s start the next search)
+    previous: Any = field(default=None, repr=False, compare=False)
+
+    def __call__(self, template: GlobalRidge, X: Any, y: Any, X_val: Any, y_val: Any,
+                 s0: Any = None, **_: Any) -> tuple[GlobalRidge, float]:
+        start = LinearGLM(s=0.0) if self.previous is None else self.previous
+        s, glm, info = select_regularity(
+            start, split_pairs(X)[0], np.asarray(y, dtype=np.float64),
+            split_pairs(X_val)[0], np.asarray(y_val, dtype=np.float64), s0=float(start.s),
+            bounds=self.bounds,
         )
-        self.path = [(h[0],) for h in info.history]
-        return {"s": self.s, "validation_loss": info.value, "fits": info.iterations}
-
-    def predict(self, X, users):
-        return self.model.predict(X)
-
-    def sld(self, X, users):
-        return single_scores.sld_scores(self.model, X)
+        self.last, self.previous = Search(float(info.value), int(info.iterations)), glm
+        log_kappa = float(s) + float(np.log(glm.sigma2))
+        return template.with_s(log_kappa).clone().fit(X, y), log_kappa
 
 
-class IndependentRidge(Learner):
-    """One ridge per user, intercept unpenalized, one λ for all; no labels → labeled mean."""
+# --------------------------------------------------------------------------- independent
+class IndependentRidges:
+    """One ridge per user, one λ = e^s for all; the intercept is unpenalized.
 
-    name = "independent"
+    A user without labels is predicted the mean of every label.
 
-    def __init__(self, n_users: int) -> None:
-        self.n_users = n_users
-        self.s = 0.0
+    Parameters
+    ----------
+    n_users : int
+        U: pair rows hold user indices 0..U-1.
+    s : float
+        log λ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from alloop.multiuser.pool import pair_rows
+    >>> X = pair_rows(np.ones((4, 1)), [0, 0, 1, 1])
+    >>> model = IndependentRidges(n_users=3, s=0.0).fit(X, np.array([1.0, 1.0, 3.0, 3.0]))
+    >>> model.predict(pair_rows(np.ones((3, 1)), [0, 1, 2])).round(3).tolist()
+    [1.0, 3.0, 2.0]
+    """
+
+    task = "regression"
+    regularity_strategies = ("sld",)
+
+    def __init__(self, n_users: int, s: float = 0.0) -> None:
+        if not (isinstance(n_users, int | np.integer) and n_users >= 1):
+            raise ValueError(f"n_users must be a positive integer; got {n_users!r}")
+        self.n_users, self.s = int(n_users), float(s)
+        self.classes_ = None
+        self.theta: torch.Tensor | None = None
+
+    def with_s(self, s: float) -> IndependentRidges:
+        """A copy at s; a fitted copy is solved again at the new s."""
+        new = copy.copy(self)
+        new.s = float(s)
+        if self.theta is not None:
+            new._solve(new.s)
+        return new
+
+    def clone(self) -> IndependentRidges:
+        return IndependentRidges(self.n_users, self.s)
+
+    def fit(self, X: Any, y: Any, classes: Any = None) -> IndependentRidges:
+        features, users = split_pairs(X)
+        y = np.asarray(y, dtype=np.float64)
+        design = torch.as_tensor(np.column_stack([features, np.ones(len(features))]))
+        u = torch.as_tensor(users)
+        self.p = design.shape[1]
+        ones = torch.ones(len(features), 1, 1, dtype=torch.float64)
+        self.L = per_user_loss_hessians(design, ones, u, self.n_users)
+        self.b = per_user_loss_gradients(design, torch.as_tensor(y).unsqueeze(1), u, self.n_users)
+        self.has_data = np.bincount(users, minlength=self.n_users) > 0
+        self.active = torch.as_tensor(np.flatnonzero(self.has_data))
+        self.fallback = float(np.mean(y))
+        self._solve(self.s)
+        return self
 
     def _solve(self, s: float) -> None:
         lam = float(np.exp(s))
         mask = torch.ones(self.p, dtype=torch.float64)
         mask[-1] = 0.0
-        H = self.L[self.active] + lam * torch.diag(mask)
-        self.factor = batched_cholesky(H)
+        self.factor = batched_cholesky(self.L[self.active] + lam * torch.diag(mask))
         theta = torch.cholesky_solve(self.b[self.active].unsqueeze(2), self.factor)[:, :, 0]
         self.theta = torch.zeros(self.n_users, self.p, dtype=torch.float64)
         self.theta[self.active] = theta
         self.lam, self.mask = lam, mask
 
-    def _raw_predict(self, X, users) -> np.ndarray:
-        design = np.column_stack([X, np.ones(len(X))])
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_users(*split_pairs(X))
+
+    def predict_users(self, features: Any, users: Any) -> np.ndarray:
+        if self.theta is None:
+            raise RuntimeError("IndependentRidges is not fitted yet; call fit(X, y) first")
+        users = np.asarray(users)
+        design = np.column_stack([features, np.ones(len(features))])
         out = np.einsum("nj,nj->n", design, self.theta.numpy()[users])
         return np.where(self.has_data[users], out, self.fallback)
 
-    def fit(self, X, y, users, Xv, yv, uv):
-        design = torch.as_tensor(np.column_stack([X, np.ones(len(X))]))
-        u = torch.as_tensor(users)
-        self.p = design.shape[1]
-        ones = torch.ones(len(X), 1, 1, dtype=torch.float64)
-        self.L = per_user_loss_hessians(design, ones, u, self.n_users)
-        self.b = per_user_loss_gradients(design, torch.as_tensor(y).unsqueeze(1), u, self.n_users)
-        counts = np.bincount(users, minlength=self.n_users)
-        self.has_data = counts > 0
-        self.active = torch.as_tensor(np.flatnonzero(self.has_data))
-        self.fallback = float(np.mean(y))
-        path = []
-
-        def val_loss(s: float) -> float:
-            self._solve(s)
-            value = 0.5 * float(np.sum((self._raw_predict(Xv, uv) - yv) ** 2))
-            path.append((float(s), value))
-            return value
-
-        result = scipy.optimize.minimize_scalar(
-            val_loss, bounds=(-10.0, 12.0), method="bounded", options={"xatol": 1e-3}
-        )
-        self.s = float(result.x)
+    def validation_loss(self, s: float, features: Any, users: Any, y: Any) -> float:
+        """½ Σ (prediction − y)² over the validation rows, solved at ``s`` (the model moves
+        to ``s``)."""
+        self.s = float(s)
         self._solve(self.s)
-        self.path = [(s,) for s, _ in path]
-        return {"s": self.s, "validation_loss": float(result.fun), "fits": len(path)}
+        return 0.5 * float(np.sum((self.predict_users(features, users) - y) ** 2))
 
-    def predict(self, X, users):
-        return self._raw_predict(X, users)
+    def regularity_scores(self, name: str, X: Any, **options: Any) -> np.ndarray:
+        """SLD of each user's own tangent θ̇_u = −(L_u + λM)⁻¹ λMθ_u.
 
-    def sld(self, X, users):
-        # θ̇_u = −(L_u + λM)⁻¹ λMθ_u; Gaussian, σ² = 1: E_y[(g·θ̇_u)²] = ḟ² with ḟ = x̃·θ̇_u
+        Gaussian with σ² = 1: E_y[(g·θ̇_u)²] = ḟ², with ḟ = x̃·θ̇_u.
+        """
+        _sld_only(name)
+        features, users = split_pairs(X)
         rhs = (self.lam * self.mask * self.theta[self.active]).unsqueeze(2)
         tangent = torch.zeros_like(self.theta)
         tangent[self.active] = -torch.cholesky_solve(rhs, self.factor)[:, :, 0]
-        design = np.column_stack([X, np.ones(len(X))])
+        design = np.column_stack([features, np.ones(len(features))])
         return np.einsum("nj,nj->n", design, tangent.numpy()[users]) ** 2
 
 
-LEARNERS: dict[str, Callable[[int], Learner]] = {
-    "global": GlobalRidge,
-    "independent": IndependentRidge,
-}
+@dataclass
+class IndependentRegularity:
+    """``ActiveLoop(..., regularity=IndependentRegularity())`` for :class:`IndependentRidges`:
+    a bounded 1-D search of the validation loss (one batched solve per evaluation)."""
+
+    bounds: tuple[float, float] = BOUNDS
+    xatol: float = 1e-3
+    last: Search | None = field(default=None, repr=False, compare=False)
+
+    def __call__(self, template: IndependentRidges, X: Any, y: Any, X_val: Any, y_val: Any,
+                 s0: Any = None, **_: Any) -> tuple[IndependentRidges, float]:
+        model = template.clone().fit(X, y)
+        features, users = split_pairs(X_val)
+        y_val = np.asarray(y_val, dtype=np.float64)
+        fits = []
+
+        def loss(s: float) -> float:
+            fits.append(s)
+            return model.validation_loss(s, features, users, y_val)
+
+        result = scipy.optimize.minimize_scalar(
+            loss, bounds=self.bounds, method="bounded", options={"xatol": self.xatol}
+        )
+        self.last = Search(float(result.fun), len(fits))
+        return model.with_s(float(result.x)), float(result.x)
 
 
-def per_user_rmse(pred: np.ndarray, y: np.ndarray, users: np.ndarray, n_users: int) -> np.ndarray:
-    sq = np.bincount(users, weights=(pred - y) ** 2, minlength=n_users)
-    n = np.bincount(users, minlength=n_users)
-    return np.sqrt(sq / np.maximum(n, 1))
+# --------------------------------------------------------------------------- report
+@dataclass
+class SearchReport:
+    """The loop's ``round_report`` of a baseline: the per-user table and metrics of
+    :class:`alloop.multiuser.UserReport`, with the search's V and fit count as
+    ``validation_loss`` and ``hyper_evaluations``."""
 
+    users: UserReport
+    regularity: GlobalRegularity | IndependentRegularity
 
-def run_baseline(
-    data: Ratings, model_name: str, strategy: str, seed: int, args: argparse.Namespace, log: Any
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A baseline (global or independent ridge; not models of the loop) in its round loop."""
-    if strategy not in ("random", "sld", "sld-quota"):
-        raise ValueError(f"{strategy} is defined for the hierarchical model only")
-    split = split_rows(data, seed, args.val_per_user, args.pool_per_user)
-    rng = np.random.default_rng(10_000 + seed)
-    U = data.user_ids.size
-    learner = LEARNERS[model_name](U)
-    labeled = np.zeros(data.y.size, dtype=bool)
-    labeled[split.initial] = True
-    in_pool = np.zeros(data.y.size, dtype=bool)
-    in_pool[split.pool] = True
-    batch = max(1, int(round(args.batch_fraction * U)))
-    Xv, yv, uv = data.X[split.val], data.y[split.val], data.users[split.val]
-    Xt, yt, ut = data.X[split.test], data.y[split.test], data.users[split.test]
-    rows, finals = [], None
-    for rnd in range(10**6):
-        t0 = time.perf_counter()
-        lab = np.flatnonzero(labeled)
-        info = learner.fit(data.X[lab], data.y[lab], data.users[lab], Xv, yv, uv)
-        fit_s = time.perf_counter() - t0
-        rmse = per_user_rmse(learner.predict(Xt, ut), yt, ut, U)
-        labels = np.bincount(data.users[lab], minlength=U)
-        per_label = lab.size / U
-        row = {
-            "model": model_name,
-            "strategy": strategy,
-            "seed": seed,
-            "round": rnd,
-            "labels": int(lab.size),
-            "labels_per_user": per_label,
-            "rmse_user_mean": float(rmse.mean()),
-            "rmse_user_median": float(np.median(rmse)),
-            "users_without_labels": int((labels == 0).sum()),
-            "fit_seconds": fit_s,
-            **info,
-        }
-        rows.append(row)
-        log.log_metrics({k: float(v) for k, v in row.items() if k in ROUND_METRICS}, step=rnd)
-        checkpoint = any(abs(per_label - c) < 0.5 * batch / U for c in CHECKPOINTS)
-        done = per_label >= args.max_labels - 1e-9 or not (in_pool & ~labeled).any()
-        if checkpoint or done:
-            log.log_metrics({f"user/{uid}/{key}": float(v) for uid, e, n in
-                             zip(data.user_ids, rmse, labels, strict=True)
-                             for key, v in (("rmse", e), ("labels", n))}, step=rnd)
-        if done:
-            finals = pd.DataFrame(
-                {
-                    "model": model_name,
-                    "strategy": strategy,
-                    "seed": seed,
-                    "user": data.user_ids,
-                    "labels": labels,
-                    "rmse": rmse,
-                }
-            )
-            break
-        candidates = np.flatnonzero(in_pool & ~labeled)
-        if strategy == "random":
-            scores = rng.random(candidates.size)
-        else:
-            scores = learner.sld(data.X[candidates], data.users[candidates])
-        quota = int(np.ceil(batch / U)) if strategy.endswith("-quota") else None
-        take = select_candidates(scores, data.users[candidates], batch, quota=quota, rng=rng)
-        labeled[candidates[take]] = True  # the oracle: the user's recorded rating
-    return pd.DataFrame(rows), finals
+    def __call__(self, model: Any, pool: PairPool
+                 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+        metrics, tables = self.users(model, pool)
+        if self.regularity.last is not None:
+            metrics["validation_loss"] = self.regularity.last.value
+            metrics["hyper_evaluations"] = float(self.regularity.last.fits)
+        return metrics, tables

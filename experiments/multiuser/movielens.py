@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from baselines import run_baseline  # noqa: E402
+from baselines import (  # noqa: E402
+    GlobalRegularity,
+    GlobalRidge,
+    IndependentRegularity,
+    IndependentRidges,
+    SearchReport,
+)
 from figures import plot, table  # noqa: E402
 from ratings import Ratings, load_ratings, split_rows  # noqa: E402
 
@@ -66,27 +73,42 @@ STRATEGIES = ("random", "sld", "sld-quota", "ssi", "ssi-quota", "ssi-s1", "ssi-s
 HIERARCHICAL_ONLY = ("ssi", "ssi-quota", "ssi-s1", "ssi-s1-quota")
 
 
-def run_loop(
-    data: Ratings, strategy: str, seed: int, args: argparse.Namespace, tracker: Any
+def loop_parts(model_name: str, strategy: str, U: int, test: tuple, val: tuple
+               ) -> tuple[Any, Any, Any]:
+    """(model, regularity hook, round report) of one model of the experiment."""
+    from alloop.multiuser import HierarchicalRegularity, UserReport
+
+    if model_name == "hierarchical":
+        regularity = HierarchicalRegularity(bounds=((-10.0, 12.0), (-10.0, 12.0)))
+        model = HierarchicalGLM("gaussian", n_users=U,
+                                hyperparameters="s1" if "-s1" in strategy else ("s0", "s1"))
+        return model, regularity, UserReport(*test, *val, regularity=regularity)
+    if strategy in HIERARCHICAL_ONLY:
+        raise ValueError(f"{strategy} is defined for the hierarchical model only; "
+                         f"the {model_name} model runs random, sld and sld-quota")
+    if model_name == "global":
+        model, regularity = GlobalRidge(s=0.0), GlobalRegularity()
+    else:
+        model, regularity = IndependentRidges(n_users=U, s=0.0), IndependentRegularity()
+    return model, regularity, SearchReport(UserReport(*test), regularity)
+
+
+def run(
+    data: Ratings, model_name: str, strategy: str, seed: int, args: argparse.Namespace,
+    new_tracker: Callable[[], Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The hierarchical model through the public :class:`alloop.ActiveLoop`.
+    """One model under one strategy through the public :class:`alloop.ActiveLoop`.
 
     (user, movie) pairs as a :class:`alloop.multiuser.PairPool`, a real SQLite label store
     (in ``--store-dir`` or a temporary folder), a :class:`SimulatedOracle` answering each
-    "u<userId>/m<movieId>" candidate with the user's recorded rating, (s_0, s_1) by
-    hypergradient each round, and the tracker's run per setting (a nested run per round with
-    the per-user table ``users.csv``).
+    "u<userId>/m<movieId>" candidate with the user's recorded rating, the regularity chosen on
+    the validation split each round, and a tracker of its own (``new_tracker()``: one tracker
+    holds one parent run) with a nested run per round and the per-user table ``users.csv``.
     """
     import tempfile
 
     from alloop import ActiveLoop, LoopSettings
-    from alloop.multiuser import (
-        HierarchicalRegularity,
-        PairPool,
-        UserQuota,
-        UserReport,
-        pair_rows,
-    )
+    from alloop.multiuser import PairPool, UserQuota, UserReport, pair_rows
     from alloop.store.label_store import LabelStore
     from oracles.simulated import SimulatedOracle
 
@@ -100,15 +122,14 @@ def run_loop(
     initial = pool.ids[[position[r] for r in split.initial.tolist()]].tolist()
     batch = max(1, int(round(args.batch_fraction * U)))
     n_rounds = 1 + int(np.ceil((args.max_labels * U - len(initial)) / batch))
-    name = f"hierarchical-{strategy}-seed{seed}"
+    name = f"{model_name}-{strategy}-seed{seed}"
     val = pair_rows(data.X[split.val], data.users[split.val]), data.y[split.val]
     test = pair_rows(data.X[split.test], data.users[split.test]), data.y[split.test]
-    bounds = ((-10.0, 12.0), (-10.0, 12.0))
     name_of_strategy = strategy.removesuffix("-quota").removesuffix("-s1")
     options: dict[str, Any] = {}
     if name_of_strategy == "ssi":
         options["s_bounds"] = (-10.0, 12.0)  # the same box for s_0 and s_1
-    regularity = HierarchicalRegularity(bounds=bounds)
+    model, regularity, report = loop_parts(model_name, strategy, U, test, val)
     # Every answer is its own durable commit (fsync): a memory-backed folder keeps 164 answers
     # a round from costing a second of disk syncs.
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -116,23 +137,19 @@ def run_loop(
         folder = Path(args.store_dir) if args.store_dir else Path(tmp)
         store = LabelStore(folder / f"{name}.sqlite")
         loop = ActiveLoop(
-            pool,
-            HierarchicalGLM("gaussian", n_users=U,
-                            hyperparameters="s1" if "-s1" in strategy else ("s0", "s1")),
-            name_of_strategy,
-            SimulatedOracle(truth, annotator="movielens"),
+            pool, model, name_of_strategy, SimulatedOracle(truth, annotator="movielens"),
             LoopSettings(initial=initial, batch_size=batch, rounds=n_rounds - 1,
                          seed=10_000 + seed, progress=False),
             X_test=test[0], y_test=test[1], X_val=val[0], y_val=val[1], strategy_params=options,
             batch_rule=UserQuota(int(np.ceil(batch / U))) if strategy.endswith("-quota") else None,
-            regularity=regularity, round_report=UserReport(*test, *val, regularity=regularity),
-            store=store, tracker=tracker, run_name=name,
+            regularity=regularity, round_report=report,
+            store=store, tracker=new_tracker(), run_name=name,
         )
         result = loop.run(resume=len(store) > 0)
         store.close()
     c = result.curve
     curve = pd.DataFrame({
-        "model": "hierarchical",
+        "model": model_name,
         "strategy": strategy,
         "seed": seed,
         "round": c["round"],
@@ -143,29 +160,16 @@ def run_loop(
         "users_without_labels": U - c["users_with_labels"],
         "fit_seconds": c["fit_seconds"],
         "select_seconds": c.get("score_seconds", 0.0) + c.get("select_seconds", 0.0),
-        "s0": c["s0"],
-        "s1": c["s1"],
+        **({"s0": c["s0"], "s1": c["s1"]} if model_name == "hierarchical" else {"s": c["s"]}),
         "validation_loss": c["validation_loss"],
         "fits": c["hyper_evaluations"],
     })
     users = UserReport(*test).table(result.model, pool)
     finals = pd.DataFrame({
-        "model": "hierarchical", "strategy": strategy, "seed": seed, "user": data.user_ids,
+        "model": model_name, "strategy": strategy, "seed": seed, "user": data.user_ids,
         "labels": users["labels"].to_numpy(), "rmse": users["rmse"].to_numpy(),
     })
     return curve, finals
-
-
-def run(
-    data: Ratings, model_name: str, strategy: str, seed: int, args: argparse.Namespace,
-    tracker: Any, parent: str | None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if model_name == "hierarchical":
-        return run_loop(data, strategy, seed, args, tracker)
-    name = f"{model_name}-{strategy}-seed{seed}"
-    tags = {"model": model_name, "strategy": strategy, "seed": str(seed)}
-    with tracker.one_off_run(name, tags=tags, parent_run_id=parent) as log:
-        return run_baseline(data, model_name, strategy, seed, args, log)
 
 
 # --------------------------------------------------------------------------- main
@@ -211,14 +215,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{U} users, {data.y.size} ratings, {data.X.shape[1]} features", flush=True)
     params = {k: v for k, v in vars(args).items() if k != "out"}
     params.update(users=U, ratings=data.y.size, features=data.X.shape[1])
-    tracker = (
-        MlflowTracker("multiuser-movielens", tracking_uri=args.tracking_uri)
-        if args.tracking_uri
-        else NullTracker()
-    )
+
+    def new_tracker() -> Any:
+        if args.tracking_uri:
+            return MlflowTracker("multiuser-movielens", tracking_uri=args.tracking_uri)
+        return NullTracker()
+
+    tracker = new_tracker()
     with tracker.one_off_run(f"movielens-{time.strftime('%Y%m%d-%H%M%S')}") as summary:
         summary.log_params(params)
-        curves, finals = run_all(data, args, tracker, summary.run_id)
+        curves, finals = run_all(data, args, new_tracker)
         files = write_outputs(curves, finals, args)
         for (model, strategy), g in curves.groupby(["model", "strategy"], sort=False):
             mean = g.groupby("round")[["labels_per_user", "rmse_user_mean"]].mean()
@@ -230,9 +236,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_all(
-    data: Ratings, args: argparse.Namespace, tracker: Any, parent: str | None
+    data: Ratings, args: argparse.Namespace, new_tracker: Callable[[], Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every (seed, model, strategy) setting; each is its own tracked run."""
+    """Every (seed, model, strategy) setting; each is its own tracked loop run."""
     curves, finals = [], []
     for seed in args.seeds:
         for model_name in args.models:
@@ -240,7 +246,7 @@ def run_all(
                 if strategy in HIERARCHICAL_ONLY and model_name != "hierarchical":
                     continue
                 t0 = time.perf_counter()
-                c, f = run(data, model_name, strategy, seed, args, tracker, parent)
+                c, f = run(data, model_name, strategy, seed, args, new_tracker)
                 last = c.iloc[-1]
                 curves.append(c)
                 finals.append(f)
