@@ -285,9 +285,9 @@ def sgdf_run(
             g, g_dot = loss_gradient(theta, index, theta_dot)
             g, g_dot = _add_penalty(complexity, weight, theta, theta_dot, g, g_dot)
         d, d_dot = state.direction(g, g_dot, t)
-        theta = theta - lr * d
+        theta = torch.add(theta, d, alpha=-lr)
         if track_tangent:
-            theta_dot = theta_dot - lr * d_dot
+            theta_dot = torch.add(theta_dot, d_dot, alpha=-lr)
         if t % 64 == 0 or t == len(lrs):
             _check_finite(theta, theta_dot, t, lr)
     return SGDFResult(
@@ -359,24 +359,28 @@ def _add_penalty(
     its s-derivative (∂_s (e^s/n) ∇C = w ∇C)."""
     if isinstance(complexity, QuadraticPenalty):
         grad_c = complexity.grad(theta)
-        hvp_c = None if theta_dot is None else complexity.hvp(theta_dot)
-    else:
-        leaf = theta.detach().requires_grad_(True)
-        (grad_c,) = torch.autograd.grad(
-            complexity(leaf), leaf, create_graph=theta_dot is not None, allow_unused=True
+        if theta_dot is None:
+            return torch.add(g, grad_c, alpha=weight), None
+        # ∇²C θ̇ + ∇C = m ⊙ (θ̇ + θ): one product
+        return torch.add(g, grad_c, alpha=weight), torch.add(
+            g_dot, complexity.hvp(theta_dot + theta), alpha=weight
         )
-        grad_c = torch.zeros_like(theta) if grad_c is None else grad_c
-        hvp_c = None
-        if theta_dot is not None:
-            hvp_c = torch.zeros_like(theta)
-            if grad_c.requires_grad:
-                (h,) = torch.autograd.grad(grad_c, leaf, theta_dot, allow_unused=True)
-                hvp_c = hvp_c if h is None else h
-            grad_c = grad_c.detach()
-    g = g + weight * grad_c
+    leaf = theta.detach().requires_grad_(True)
+    (grad_c,) = torch.autograd.grad(
+        complexity(leaf), leaf, create_graph=theta_dot is not None, allow_unused=True
+    )
+    grad_c = torch.zeros_like(theta) if grad_c is None else grad_c
+    hvp_c = None
+    if theta_dot is not None:
+        hvp_c = torch.zeros_like(theta)
+        if grad_c.requires_grad:
+            (h,) = torch.autograd.grad(grad_c, leaf, theta_dot, allow_unused=True)
+            hvp_c = hvp_c if h is None else h
+        grad_c = grad_c.detach()
+    g = torch.add(g, grad_c, alpha=weight)
     if theta_dot is None:
         return g, None
-    return g, g_dot + weight * (hvp_c + grad_c)
+    return g, torch.add(g_dot, hvp_c + grad_c, alpha=weight)
 
 
 def _check_finite(theta: torch.Tensor, theta_dot: torch.Tensor | None, step: int, lr: float) -> None:

@@ -83,27 +83,42 @@ def glm_loss_gradient(
     """
     d, k = X.shape[1], n_outputs
     rows = d + int(fit_intercept)
+    # dense features get their design X̃ = [X, 1] once, so a step is two plain products
+    design = None if X.is_sparse else _design(X, fit_intercept)
 
-    def stacked(Xb: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-        f = Xb @ M[:d]
-        return f + M[d] if fit_intercept else f
-
-    def back(Xb: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-        G = Xb.T @ R
-        return torch.cat([G, R.sum(0, keepdim=True)]) if fit_intercept else G
+    def batch_design(index: torch.Tensor) -> torch.Tensor:
+        if design is not None:
+            return design.index_select(0, index)
+        return _design(as_dense(X.index_select(0, index)), fit_intercept)
 
     def gradient(
         theta: torch.Tensor, index: torch.Tensor, theta_dot: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        Xb, yb = as_dense(X.index_select(0, index)), y.index_select(0, index)
-        m = Xb.shape[0]
+        Xb, yb = batch_design(index), y.index_select(0, index)
+        M = theta.view(rows, k)
         if theta_dot is None:
-            r = lk.dnll_df(likelihood, stacked(Xb, theta.view(rows, k)), yb, sigma2)
-            return back(Xb, r / m).reshape(-1), None
-        both = stacked(Xb, torch.cat([theta.view(rows, k), theta_dot.view(rows, k)], dim=1))
-        f, f_dot = both[:, :k], both[:, k:]
-        r = lk.dnll_df(likelihood, f, yb, sigma2)
-        G = back(Xb, torch.cat([r, output_hessian_vp(likelihood, f, f_dot, sigma2)], dim=1) / m)
-        return G[:, :k].reshape(-1), G[:, k:].reshape(-1)
+            R = lk.dnll_df(likelihood, Xb @ M, yb, sigma2)
+            # (Rᵀ X̃)ᵀ is θ's (rows, K) layout; for K = 1 the flattening is a view
+            return (R.T @ Xb).T.reshape(-1).div_(len(index)), None
+        both = Xb @ torch.cat([M, theta_dot.view(rows, k)], dim=1)
+        r, r_dot = _residual_and_curvature(likelihood, both[:, :k], both[:, k:], yb, sigma2)
+        G = (torch.cat([r, r_dot], dim=1).T @ Xb).div_(len(index))
+        return G[:k].T.reshape(-1), G[k:].T.reshape(-1)
 
     return gradient
+
+
+def _design(X: torch.Tensor, fit_intercept: bool) -> torch.Tensor:
+    if not fit_intercept:
+        return X
+    return torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)], dim=1)
+
+
+def _residual_and_curvature(
+    likelihood: lk.Likelihood, f: torch.Tensor, f_dot: torch.Tensor, y: torch.Tensor, sigma2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂ℓ/∂f, Λḟ) per point; the Bernoulli mean is computed once for both."""
+    if likelihood == "bernoulli":
+        p = torch.sigmoid(f)
+        return p - y.unsqueeze(1), (p - p * p) * f_dot
+    return lk.dnll_df(likelihood, f, y, sigma2), output_hessian_vp(likelihood, f, f_dot, sigma2)
