@@ -165,9 +165,9 @@ class _SGD:
     def direction(self, g: torch.Tensor, g_dot: torch.Tensor | None, t: int) -> Direction:
         if not self.beta:
             return g, g_dot
-        self.m = self.beta * self.m + g
+        self.m = torch.add(g, self.m, alpha=self.beta)
         if g_dot is not None:
-            self.m_dot = self.beta * self.m_dot + g_dot
+            self.m_dot = torch.add(g_dot, self.m_dot, alpha=self.beta)
         return self.m, (self.m_dot if g_dot is not None else None)
 
 
