@@ -64,6 +64,16 @@ def sgdf_train(
         (``model.closed_form``). Both give the same trajectory to rounding.
     **optimizer_options
         ``betas``, ``eps`` for Adam.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from alloop.models import LogisticGLM
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+    >>> model = LogisticGLM(s=0.0).fit(X, y)
+    >>> res = sgdf_train(model, epochs=2, batch_size=2)  # closed-form GLM steps
+    >>> res.theta.shape, res.tangent.shape, len(res.batch_order)
+    (torch.Size([2]), torch.Size([2]), 4)
     """
     if model.theta_ is None:
         raise RuntimeError(
