@@ -26,7 +26,14 @@ from torch import nn
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel
 from alloop.models.tensors import as_dense, to_numpy
-from alloop.optim.sgdf import OPTIMIZERS, SCHEDULES, learning_rates, minibatches, sgdf_run
+from alloop.optim.sgdf import (
+    OPTIMIZERS,
+    SCHEDULES,
+    QuadraticPenalty,
+    learning_rates,
+    minibatches,
+    sgdf_run,
+)
 
 ModuleFactory = Callable[[int, int], nn.Module]
 TRAINERS = (*OPTIMIZERS, "lbfgs")
@@ -257,9 +264,11 @@ class TorchModel(DifferentiableModel):
             return self._lbfgs(theta0, X, y)
         n = X.shape[0]
         batches = minibatches(n, min(self.batch_size, n), self.epochs, self.seed)
+        # the default ½‖θ‖² on the penalty mask is differentiated in closed form, not by autograd
+        default_c = type(self).complexity is DifferentiableModel.complexity
         result = sgdf_run(
             lambda theta, index: self.loss(theta, X[index], y[index]).sum(),
-            self.complexity,
+            QuadraticPenalty(self.penalty_mask()) if default_c else self.complexity,
             theta0,
             batches,
             learning_rates(self.lr, len(batches), self.schedule, self.lr_min),

@@ -3,6 +3,8 @@
 from alloop.optim.sgdf import (
     OPTIMIZERS,
     SCHEDULES,
+    LossGradient,
+    QuadraticPenalty,
     SGDFResult,
     batch_gradient,
     learning_rates,
@@ -13,6 +15,8 @@ from alloop.optim.sgdf import (
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
+    "LossGradient",
+    "QuadraticPenalty",
     "SGDFResult",
     "batch_gradient",
     "learning_rates",
