@@ -85,6 +85,7 @@ class Inverse:
         self.null = model.null_space()
         self._factor: torch.Tensor | None = None
         self._inverse_diagonal: torch.Tensor | None = None
+        self._hvp: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def _factorized(self) -> torch.Tensor:
         if self._factor is None:
@@ -104,7 +105,9 @@ class Inverse:
         if self.method == "exact":
             x = torch.cholesky_solve(b.unsqueeze(1) if b.dim() == 1 else b, self._factorized())
             return _project_out(Q, x[:, 0] if b.dim() == 1 else x)
-        hvp = hvp_fn(model, rows=self.hvp_rows)
+        if self._hvp is None:  # one linearisation of the gradient serves every solve
+            self._hvp = hvp_fn(model, rows=self.hvp_rows)
+        hvp = self._hvp
         damping = self.damping
         op = (lambda v: hvp(v) + damping * v) if damping else hvp
         precond = self._jacobi()
