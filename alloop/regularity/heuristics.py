@@ -113,9 +113,7 @@ def expected_squared_directional_derivative(
         p = torch.sigmoid(f[:, 0])
         return p * (1.0 - p) * fdot[:, 0] ** 2
     if likelihood == "categorical":
-        p = torch.softmax(f, dim=1)
-        centred = fdot - (p * fdot).sum(dim=1, keepdim=True)
-        return (p * centred**2).sum(dim=1)
+        return _categorical_spread(torch.softmax(f, dim=1), fdot)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
 
 
@@ -154,11 +152,21 @@ def gauss_newton_form(
         p = torch.sigmoid(f[:, 0])
         return p * (1.0 - p) * fdot_u[:, 0] * fdot_v[:, 0]
     if likelihood == "categorical":
-        p = torch.softmax(f, dim=1)
-        mean_u = (p * fdot_u).sum(dim=1)
-        mean_v = (p * fdot_v).sum(dim=1)
-        return (p * fdot_u * fdot_v).sum(dim=1) - mean_u * mean_v
+        return _categorical_form(torch.softmax(f, dim=1), fdot_u, fdot_v)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
+
+
+def _categorical_form(p: torch.Tensor, fdot_u: torch.Tensor, fdot_v: torch.Tensor) -> torch.Tensor:
+    """(J u)ᵀ(diag p − p pᵀ)(J v) per point, from the class probabilities p."""
+    mean_u = (p * fdot_u).sum(dim=1)
+    mean_v = (p * fdot_v).sum(dim=1)
+    return (p * fdot_u * fdot_v).sum(dim=1) - mean_u * mean_v
+
+
+def _categorical_spread(p: torch.Tensor, fdot: torch.Tensor) -> torch.Tensor:
+    """The variance of ḟ under p per point, Σ_k p_k (ḟ_k − p·ḟ)² (centred: no cancellation)."""
+    centred = fdot - (p * fdot).sum(dim=1, keepdim=True)
+    return (p * centred**2).sum(dim=1)
 
 
 def s_influence(
@@ -198,6 +206,11 @@ def ssi(
     """SSI: (ds*/dε)² with labels, (E_y[(d·g)²] + c²)/V''² without; shape (n,)."""
     if y is not None:
         return s_influence(likelihood, f, fdot_d, fdot_u, fdot_tangent, y, curvature, sigma2) ** 2
+    if likelihood == "categorical":  # one softmax for both terms (it is most of their cost)
+        _check_shapes(f, fdot_d, fdot_u, fdot_tangent)
+        p = torch.softmax(f, dim=1)
+        c = _categorical_form(p, fdot_u, fdot_tangent)
+        return (_categorical_spread(p, fdot_d) + c**2) / curvature**2
     c = gauss_newton_form(likelihood, f, fdot_u, fdot_tangent, sigma2)
     spread = expected_squared_directional_derivative(likelihood, f, fdot_d, sigma2)
     return (spread + c**2) / curvature**2
