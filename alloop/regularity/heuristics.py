@@ -45,6 +45,17 @@ __all__ = [
 ]
 
 
+def _softmax(f: torch.Tensor) -> torch.Tensor:
+    """Row softmax of (n, K) logits, as exp(f − max f) / Σ.
+
+    The same values as ``torch.softmax(f, 1)`` to rounding, but 2–3× faster on the CPU for the
+    narrow rows (K = 10) of a pool: torch's kernel is tuned for long rows, and this is most of
+    a softmax GLM's closed-form cost over the pool.
+    """
+    e = (f - f.amax(dim=1, keepdim=True).detach()).exp()  # out of place: it is differentiated
+    return e / e.sum(dim=1, keepdim=True)
+
+
 def _check_shapes(f: torch.Tensor, *fdots: torch.Tensor) -> None:
     if f.dim() != 2:
         raise ValueError(f"f must have shape (n, K); got {tuple(f.shape)}")
@@ -89,7 +100,7 @@ def directional_derivative(
     if likelihood == "bernoulli":
         return (torch.sigmoid(f[:, 0]) - y) * fdot[:, 0]
     if likelihood == "categorical":
-        p = torch.softmax(f, dim=1)
+        p = _softmax(f)
         return (p * fdot).sum(dim=1) - fdot.gather(1, y.long().view(-1, 1))[:, 0]
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
 
@@ -113,7 +124,7 @@ def expected_squared_directional_derivative(
         p = torch.sigmoid(f[:, 0])
         return p * (1.0 - p) * fdot[:, 0] ** 2
     if likelihood == "categorical":
-        return _categorical_spread(torch.softmax(f, dim=1), fdot)
+        return _categorical_spread(_softmax(f), fdot)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
 
 
@@ -152,7 +163,7 @@ def gauss_newton_form(
         p = torch.sigmoid(f[:, 0])
         return p * (1.0 - p) * fdot_u[:, 0] * fdot_v[:, 0]
     if likelihood == "categorical":
-        return _categorical_form(torch.softmax(f, dim=1), fdot_u, fdot_v)
+        return _categorical_form(_softmax(f), fdot_u, fdot_v)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {lk.LIKELIHOODS}")
 
 
@@ -208,7 +219,7 @@ def ssi(
         return s_influence(likelihood, f, fdot_d, fdot_u, fdot_tangent, y, curvature, sigma2) ** 2
     if likelihood == "categorical":  # one softmax for both terms (it is most of their cost)
         _check_shapes(f, fdot_d, fdot_u, fdot_tangent)
-        p = torch.softmax(f, dim=1)
+        p = _softmax(f)
         c = _categorical_form(p, fdot_u, fdot_tangent)
         return (_categorical_spread(p, fdot_d) + c**2) / curvature**2
     c = gauss_newton_form(likelihood, f, fdot_u, fdot_tangent, sigma2)
