@@ -203,3 +203,19 @@ def test_bad_solve_options_are_named(mlp):
         Inverse(mlp, "cg", preconditioner="ilu")
     with pytest.raises(ValueError, match="hvp_rows must be a positive integer.*0"):
         Inverse(mlp, "cg", hvp_rows=0)
+
+
+def test_the_sti_strategy_takes_the_cg_options(mlp):
+    import strategies
+    from strategies.base import StrategyOptionsError
+
+    X = np.random.default_rng(3).normal(size=(10, 3))
+    sti = strategies.get("sti")
+    exact = sti.score(mlp, X, tangent_method="exact", solve_method="exact")
+    cheap = sti.score(
+        mlp, X, tangent_method="cg", solve_method="cg",
+        solve_options={"tol": 1e-12, "preconditioner": "jacobi", "hvp_rows": 40},
+    )
+    np.testing.assert_allclose(cheap, exact, rtol=1e-7, atol=1e-12 * exact.max())
+    with pytest.raises(StrategyOptionsError, match="preconditioner"):
+        sti.score(mlp, X, tangent_method="cg", solve_options={"preconditioner": "ilu"})
