@@ -238,8 +238,7 @@ def conjugate_gradient(
         p = torch.where(active, z + beta * p, p)
         rz = torch.where(active, rz_new, rz)
         rr = torch.where(active, (r * r).sum(0), rr)
-    rs = rr
-    worst = float((rs.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max())
+    worst = float((rr.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max())
     warnings.warn(
         f"conjugate gradients stopped after {max_iter} iterations with relative residual "
         f"{worst:.2e}",
