@@ -13,7 +13,8 @@ Options (keyword arguments, e.g. ``strategy.params`` of the experiment config), 
 :class:`SLDOptions`, :class:`STIOptions` and :class:`SSIOptions`: ``variant`` ("unlabeled", the
 default, or "labeled" with ``y_pool``), ``tangent_method`` ("exact", "cg", "lissa", "sgdf"),
 ``damping``, ``batch_size``; STI and SSI also take ``solve_method`` ("exact", "cg") and
-``solve_options`` (``tol``, ``max_iter`` of the solves, e.g. a CG budget for a network); SSI
+``solve_options`` (``tol``, ``max_iter`` of the solves, e.g. a CG budget for a network, and
+CG's ``preconditioner`` and ``hvp_rows``); SSI
 also ``curvature_method`` ("exact", the default, or "difference" with ``fd_step``),
 ``s_bounds``, ``curvature_floor`` and ``third_order``. Any other name is
 refused (:class:`~strategies.base.StrategyOptionsError`).
@@ -51,11 +52,15 @@ VARIANTS = ("unlabeled", "labeled")
 
 
 class SolveOptions(TypedDict, total=False):
-    """Budget of the linear solves (:func:`alloop.linalg.solve`): ``tol``, ``max_iter``."""
+    """The linear solves (:func:`alloop.linalg.solve`): ``tol``, ``max_iter``; for CG also
+    ``preconditioner`` ("jacobi": the Gauss–Newton diagonal) and ``hvp_rows`` (Hessian
+    products over that many training rows, the unbiased subsampled Hessian)."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     tol: float
     max_iter: int
+    preconditioner: Literal["jacobi"] | None
+    hvp_rows: int
 
 
 class SLDOptions(StrategyOptions):

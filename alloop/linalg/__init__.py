@@ -5,7 +5,16 @@ influence estimators. Everything here is a pure function over tensors and a
 :class:`~alloop.models.DifferentiableModel`'s pure ``objective``.
 """
 
-from alloop.linalg.hessian import hessian, hvp_fn
-from alloop.linalg.solve import SOLVERS, Inverse, solve
+from alloop.linalg.hessian import gauss_newton_diagonal, hessian, hvp_fn
+from alloop.linalg.solve import PRECONDITIONERS, SOLVERS, Inverse, conjugate_gradient, solve
 
-__all__ = ["SOLVERS", "Inverse", "hessian", "hvp_fn", "solve"]
+__all__ = [
+    "PRECONDITIONERS",
+    "SOLVERS",
+    "Inverse",
+    "conjugate_gradient",
+    "gauss_newton_diagonal",
+    "hessian",
+    "hvp_fn",
+    "solve",
+]

@@ -9,12 +9,20 @@ from typing import TYPE_CHECKING
 import torch
 
 from alloop.linalg.cholesky import cholesky_with_jitter
-from alloop.linalg.hessian import hessian, hvp_fn
+from alloop.linalg.hessian import (
+    check_rows,
+    gauss_newton_diagonal,
+    hessian,
+    hvp_fn,
+    subsample_rows,
+)
 
 if TYPE_CHECKING:  # the linalg layer needs no models at import time
     from alloop.models.base import DifferentiableModel
 
 SOLVERS = ("exact", "cg")
+#: CG preconditioners: none, or Jacobi from the Gauss–Newton diagonal (+ e^s·mask + damping).
+PRECONDITIONERS = (None, "jacobi")
 
 
 def _project_out(Q: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
@@ -26,7 +34,12 @@ class Inverse:
 
     "exact" builds and factors H once (the first call) and reuses the factor for every later
     right-hand side (STI's θ̇ and q, SSI's θ̇, u, a, b, e share one factorization); "cg" runs
-    conjugate gradients with Hessian-vector products each call. Directions in
+    conjugate gradients with Hessian-vector products each call, optionally preconditioned
+    (``preconditioner="jacobi"``: the diagonal of the Gauss–Newton matrix, estimated once,
+    plus e^s·mask and the damping) and with the products over a subsample of ``hvp_rows``
+    training rows (the unbiased subsampled Hessian of :func:`alloop.linalg.hvp_fn`: it solves
+    a different, cheaper system; the exact path is ``hvp_rows=None``). Both are CG-only and
+    ignored by "exact", like ``tol`` and ``max_iter``. Directions in
     ``model.null_space()`` (exact flat directions of the objective) are projected out of ``b``
     and ``x``: the solve is then the pseudo-inverse on that subspace.
 
@@ -55,13 +68,24 @@ class Inverse:
         damping: float = 0.0,
         tol: float = 1e-12,
         max_iter: int | None = None,
+        preconditioner: str | None = None,
+        hvp_rows: int | None = None,
     ) -> None:
         if method not in SOLVERS:
             raise ValueError(f"unknown solver {method!r}; expected one of {SOLVERS}")
+        if preconditioner not in PRECONDITIONERS:
+            raise ValueError(
+                f"unknown preconditioner {preconditioner!r}; expected one of {PRECONDITIONERS}"
+            )
+        if hvp_rows is not None:
+            check_rows(hvp_rows)
         self.model, self.method, self.damping = model, method, damping
         self.tol, self.max_iter = tol, max_iter
+        self.preconditioner, self.hvp_rows = preconditioner, hvp_rows
         self.null = model.null_space()
         self._factor: torch.Tensor | None = None
+        self._inverse_diagonal: torch.Tensor | None = None
+        self._hvp: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def _factorized(self) -> torch.Tensor:
         if self._factor is None:
@@ -81,18 +105,38 @@ class Inverse:
         if self.method == "exact":
             x = torch.cholesky_solve(b.unsqueeze(1) if b.dim() == 1 else b, self._factorized())
             return _project_out(Q, x[:, 0] if b.dim() == 1 else x)
-        hvp = hvp_fn(model)
+        if self._hvp is None:  # one linearisation of the gradient serves every solve
+            self._hvp = hvp_fn(model, rows=self.hvp_rows)
+        hvp = self._hvp
         damping = self.damping
         op = (lambda v: hvp(v) + damping * v) if damping else hvp
+        precond = self._jacobi()
+        kw = {"tol": self.tol, "max_iter": self.max_iter, "preconditioner": precond}
         if b.dim() == 1:
-            return _project_out(Q, conjugate_gradient(op, b, tol=self.tol, max_iter=self.max_iter))
+            return _project_out(Q, conjugate_gradient(op, b, **kw))
         # all right-hand sides in the same iterations: one batched H-product each (vmap over the
         # columns; torch has no batching rule for sparse products, so sparse X loops the columns)
         if model.X_train_ is not None and model.X_train_.is_sparse:
             batched = lambda V: torch.stack([op(V[:, j]) for j in range(V.shape[1])], 1)  # noqa: E731
         else:
             batched = torch.func.vmap(op, 1, 1)
-        return _project_out(Q, conjugate_gradient(batched, b, tol=self.tol, max_iter=self.max_iter))
+        return _project_out(Q, conjugate_gradient(batched, b, **kw))
+
+    def _jacobi(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """r ↦ D⁻¹r with D = diag(GN) + e^s·mask + δ on the HVPs' rows, built on first use."""
+        if self.preconditioner is None:
+            return None
+        if self._inverse_diagonal is None:
+            model = self.model
+            X, weight = model.X_train_, 1.0
+            if self.hvp_rows is not None:
+                X, _, weight = subsample_rows(X, model.y_train_, self.hvp_rows)
+            diagonal = weight * gauss_newton_diagonal(model, X=X)
+            diagonal = diagonal + model.lam * model.penalty_mask() + self.damping
+            # a zero diagonal entry (a parameter no row and no penalty reaches) is left unscaled
+            self._inverse_diagonal = torch.where(diagonal > 0, 1.0 / diagonal, 1.0)
+        inverse = self._inverse_diagonal
+        return lambda R: inverse * R if R.dim() == 1 else inverse.unsqueeze(1) * R
 
 
 def solve(
@@ -103,18 +147,24 @@ def solve(
     damping: float = 0.0,
     tol: float = 1e-12,
     max_iter: int | None = None,
+    preconditioner: str | None = None,
+    hvp_rows: int | None = None,
 ) -> torch.Tensor:
     """x = (H + damping·I)⁻¹ b at the model's θ*, for one right-hand side (p,) or several (p, m).
 
-    One solve of :class:`Inverse` (which see); keep an ``Inverse`` to solve again at the same
-    fit without refactoring H.
+    One solve of :class:`Inverse` (which see, also for the CG-only ``preconditioner`` and
+    ``hvp_rows``); keep an ``Inverse`` to solve again at the same fit without refactoring H.
 
     Raises
     ------
     ValueError
         If H is singular (e.g. λ = 0 with fewer points than parameters) and no damping is set.
     """
-    return Inverse(model, method, damping=damping, tol=tol, max_iter=max_iter)(b)
+    inverse = Inverse(
+        model, method, damping=damping, tol=tol, max_iter=max_iter,
+        preconditioner=preconditioner, hvp_rows=hvp_rows,
+    )
+    return inverse(b)
 
 
 def conjugate_gradient(
@@ -123,25 +173,52 @@ def conjugate_gradient(
     *,
     tol: float = 1e-12,
     max_iter: int | None = None,
+    preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    x0: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Conjugate gradients for A x = b with a symmetric positive-definite operator ``op``.
+    """(Preconditioned) conjugate gradients for A x = b with a symmetric positive-definite ``op``.
 
     ``b`` is one right-hand side (p,) or several (p, m); with several, ``op`` maps (p, m) to
     (p, m) column by column and every column runs its own CG (its own step sizes) in the same
-    iterations, so one batched product serves all of them. A column stops moving once
-    ‖r‖ ≤ tol·‖b‖. Warns if the iteration budget (default 10·p) runs out.
+    iterations, so one batched product serves all of them. ``preconditioner`` applies M⁻¹ ≈ A⁻¹
+    (symmetric positive definite, same shapes as ``op``); ``x0`` is a starting point (e.g. the
+    previous fit's solution), zero by default. A column stops moving once ‖r‖ ≤ tol·‖b‖.
+    Warns if the iteration budget (default 10·p) runs out.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    >>> b = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    >>> x = conjugate_gradient(lambda v: A @ v, b, preconditioner=lambda r: r / A.diagonal())
+    >>> bool(torch.allclose(A @ x, b))
+    True
     """
     single = b.dim() == 1
     B = b.unsqueeze(1) if single else b
     apply = (lambda V: op(V[:, 0]).unsqueeze(1)) if single else op  # noqa: E731
+    if preconditioner is None:
+        precond = None
+    elif single:
+        precond = lambda R: preconditioner(R[:, 0]).unsqueeze(1)  # noqa: E731
+    else:
+        precond = preconditioner
     max_iter = 10 * B.shape[0] if max_iter is None else max_iter
-    x = torch.zeros_like(B)
-    r = B.clone()
-    p = r.clone()
-    rs = (r * r).sum(0)
+    if x0 is None:
+        x = torch.zeros_like(B)
+        r = B.clone()
+    else:
+        x = (x0.unsqueeze(1) if single else x0).clone()
+        if x.shape != B.shape:
+            raise ValueError(f"x0 must have the shape of b {tuple(b.shape)}; got {tuple(x0.shape)}")
+        r = B - apply(x)
+    z = r if precond is None else precond(r)
+    p = z.clone()
+    rz = (r * z).sum(0)
+    rr = (r * r).sum(0)
     target = (tol * B.norm(dim=0)) ** 2
     for _ in range(max_iter):
-        active = rs > target
+        active = rr > target
         if not bool(active.any()):
             return x[:, 0] if single else x
         Ap = apply(p)
@@ -152,14 +229,16 @@ def conjugate_gradient(
                 "definite at θ* (not a minimum, or λ = 0); refit to convergence or add damping"
             )
         # converged columns keep x (α = 0) and p (β = 1); no division by their zero curvature
-        alpha = torch.where(active, rs / torch.where(active, curvature, 1.0), 0.0)
+        alpha = torch.where(active, rz / torch.where(active, curvature, 1.0), 0.0)
         x = x + alpha * p
         r = r - alpha * Ap
-        rs_new = (r * r).sum(0)
-        beta = torch.where(active, rs_new / torch.where(active, rs, 1.0), 1.0)
-        p = torch.where(active, r + beta * p, p)
-        rs = torch.where(active, rs_new, rs)
-    worst = float((rs.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max())
+        z = r if precond is None else precond(r)
+        rz_new = (r * z).sum(0)
+        beta = torch.where(active, rz_new / torch.where(active, rz, 1.0), 1.0)
+        p = torch.where(active, z + beta * p, p)
+        rz = torch.where(active, rz_new, rz)
+        rr = torch.where(active, (r * r).sum(0), rr)
+    worst = float((rr.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max())
     warnings.warn(
         f"conjugate gradients stopped after {max_iter} iterations with relative residual "
         f"{worst:.2e}",

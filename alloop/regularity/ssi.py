@@ -1,7 +1,8 @@
 """SSI: the s-influence of a row on the validation loss, for many rows in row batches.
 
-Per fit: θ̇; u = H⁻¹g_V; a = H⁻¹H_Vθ̇; b = e^s H⁻¹∇²C u; e = H⁻¹∇_θ(uᵀHθ̇) (the third-order
-term, see :func:`ssi_directions`); V''(s) in closed form from those. Per row batch: JVPs along
+Per fit: θ̇; u = H⁻¹g_V; d = b − a + e with a = H⁻¹H_Vθ̇, b = e^s H⁻¹∇²C u and
+e = H⁻¹∇_θ(uᵀHθ̇) (the third-order term, see :func:`ssi_directions`), as one solve of the summed
+right-hand side; V''(s) in closed form from those. Per row batch: JVPs along
 d = b − a + e, u and θ̇, fed to the closed forms of :mod:`alloop.regularity.heuristics`.
 Without labels (``y=None``) the score is the expectation over y ~ p(y | x; θ*). The definitions
 are the project's own (docs/math.md §4).
@@ -85,7 +86,7 @@ def ssi_directions(
     solve_options: dict[str, Any] | None = None,
     curvature_method: str = "exact",
 ) -> SSIDirections:
-    """θ̇, u, d and V''(s) for SSI: four solves (three without ``third_order``), no refit.
+    """θ̇, u, d and V''(s) for SSI: three solves (θ̇, u and d = b − a + e), no refit.
 
     The model should be fitted at s* = argmin V (what :func:`select_regularity` returns);
     ds*/dε is the implicit derivative of the stationary point of V at the model's s.
@@ -139,18 +140,15 @@ def ssi_directions(
     theta_dot = checked_tangent(model, tangent_method, damping, solve_kw, inverse)
     grad_s, g_val, _ = _hypergradient(model, Xv, yv, tangent_method, damping, theta_dot)
     h_theta_dot = _hvp(model, Xv, yv, theta_dot)
-    ua = inverse(torch.stack([g_val, h_theta_dot], dim=1))
-    u, a = ua[:, 0], ua[:, 1]
+    u = inverse(g_val)
     theta = model.theta_
     c_hvp = torch.func.jvp(torch.func.grad(model.complexity), (theta,), (u,))[1].detach()
-    rhs = [model.lam * c_hvp]
     exact = curvature_method == "exact"
     third = _third_order_gradient(model, u, theta_dot) if third_order or exact else None
-    if third_order:
-        rhs.append(third)
-    be = inverse(torch.stack(rhs, dim=1))
-    d = be[:, 0] - a + (be[:, 1] if third_order else 0.0)
-    d = finite(d.detach(), "SSI's direction d", model)
+    # d = b − a + e = H⁻¹(e^s∇²C u − H_Vθ̇ + ∇_θ(uᵀHθ̇)): one solve of the summed right-hand
+    # side instead of three (for a network each solve is a run of CG)
+    rhs = model.lam * c_hvp - h_theta_dot + (third if third_order else 0.0)
+    d = finite(inverse(rhs).detach(), "SSI's direction d", model)
     u = finite(u.detach(), "SSI's direction u = H⁻¹g_V", model)
 
     if exact:

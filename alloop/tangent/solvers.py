@@ -1,7 +1,7 @@
 """Solvers for the regularity tangent θ̇ = dθ*/ds = −H⁻¹ρ of a fitted model (docs/math.md §2).
 
 * ``"exact"`` — dense Cholesky of H (GLMs up to a few thousand parameters);
-* ``"cg"`` — conjugate gradients with Hessian-vector products (``jvp`` of ``grad``);
+* ``"cg"`` — conjugate gradients with Hessian-vector products (:func:`alloop.linalg.hvp_fn`);
 * ``"lissa"`` — stochastic Neumann iteration over minibatches at θ* (:mod:`.lissa`);
 * ``"sgdf"`` — the tangent carried along minibatch SGD during training (:mod:`.sgdf`).
 """
