@@ -256,11 +256,15 @@ def timings(uris: list[str], parts: list[str]) -> None:
         path = _folder(uri) / "timings.tsv"
         if not path.exists():
             continue
-        t = pd.read_csv(path, sep="\t", names=["config", "seconds", "finished"])
-        t = t.groupby("config", sort=False)["seconds"].sum().reset_index()  # a resumed config adds up
-        cpu_file = _folder(uri) / "cpu.json"
-        cpu = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
-        t["cpu_seconds"] = [cpu.get(c, math.nan) for c in t["config"]]
+        # run_suite.sh writes config, wall s, finished at, CPU s (older files lack the CPU column)
+        t = pd.read_csv(path, sep="\t", names=["config", "seconds", "finished", "cpu_seconds"])
+        cpu_file = _folder(uri) / "cpu.json"  # CPU seconds sampled from outside, where no column
+        sampled = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
+        t["cpu_seconds"] = t["cpu_seconds"].fillna(t["config"].map(sampled))
+        # a resumed config adds up; its CPU is known only if every part's is
+        t = t.groupby("config", sort=False).agg(
+            seconds=("seconds", "sum"), cpu_seconds=("cpu_seconds", lambda c: c.sum(min_count=len(c)))
+        ).reset_index()
         t["store"] = uri
         # only the configs whose runs the page read from this store
         t = t[[SOURCES.get(_experiment_of(c) or "") == uri for c in t["config"]]]
