@@ -134,9 +134,22 @@ def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
 def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
     found = {e: _load(e, uris) for e in SIX}
     parts += ["## Six benchmark sets: every metric", ""]
+    # a rerun that finished fewer seeds than the kept 8-seed section is not shown in its place
+    partial = []
+    for e, runs in found.items():
+        if runs is None or not (RESULTS / "8-seeds" / e / "section.md").exists():
+            continue
+        seeds = len(_nauc(runs, SIX[e][1][0]))
+        if seeds < 8:
+            partial.append(f"{e} ({seeds} seeds finished every strategy)")
+            found[e] = None
+    if partial:
+        parts += [f"Stopped before 8 seeds, so not shown: {', '.join(partial)}.", ""]
     missing = [e for e, r in found.items() if r is None]
     if missing:
-        parts += [f"Not run (no finished runs in the store): {', '.join(missing)}.", ""]
+        parts += [f"Not shown from this run: {', '.join(missing)}.", ""]
+    # a set not rerun keeps its last committed 8-seed section (results/8-seeds/<set>/section.md)
+    kept = [e for e in missing if (RESULTS / "8-seeds" / e / "section.md").exists()]
     portfolio = ["| set | metric | best arm (nAUC) | portfolio | portfolio − best arm | p | verdict | "
                  "p vs random | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for experiment, runs in found.items():
@@ -146,6 +159,12 @@ def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse:
         metrics = [m for m in metrics if m in runs.curves]
         parts += [f"### {experiment}", "", metric_table(runs, metrics)]
         portfolio += portfolio_rows(experiment, runs, metrics)
+    if kept:
+        parts += ["## Sets not rerun for this page: the 8-seed results", "",
+                  f"{', '.join(kept)} did not fit this run of the suite (see \"What ran, and what did "
+                  "not\"); their 8-seed sections from an earlier page (commit 572d342, the same configs "
+                  "at 8 seeds) are kept, with their files under `results/8-seeds/`.", ""]
+        parts += [(RESULTS / "8-seeds" / e / "section.md").read_text() for e in kept]
     parts += ["## Portfolio against its best arm", "",
               "The portfolio (Exp3 over margin, core-set and random on classification; core-set, "
               "EGL and random on regression) against whichever of its arms has the best mean nAUC on "
@@ -282,7 +301,8 @@ def timings(uris: list[str], parts: list[str]) -> None:
     parts += ["## Wall time of each config", "",
               "`alloop compare --jobs 2` under `nice -n 19`, on 2 CPU cores shared with other work, so "
               "the wall time is an upper bound on an idle machine. CPU s is the processor time of the "
-              "compare and its two workers (sampled every 5 s); CPU s / 2 estimates the wall time on "
+              "compare and its two workers (recorded by run_suite.sh, or sampled every 5 s for configs run "
+              "before it recorded CPU); CPU s / 2 estimates the wall time on "
               "2 idle cores. A config resumed with more seeds adds up. "
               + "; ".join(f"{label[u]}: `{u}`" for u in stores) + ".", "",
               "| config | store | wall s | CPU s | CPU s / 2 |", "|---|---|---|---|---|",
