@@ -2,6 +2,9 @@
 
     python experiments/benchmarks/build_results.py --tracking-uri sqlite:////tmp/bench/mlflow.db
 
+Several stores may be given, in order of preference (``--tracking-uri NEW OLD``): each experiment
+is read from the first store that has finished runs of it, and the page says which store that was.
+
 For each benchmark experiment found in the tracking store it writes ``alloop report`` files per
 metric into ``experiments/results/<experiment>/<metric>/`` and assembles one page:
 the hand-written text of ``experiments/results/preamble.md``, then generated tables -- every set
@@ -9,12 +12,14 @@ on accuracy and on metrics the majority class cannot fool (log-loss, ROC-AUC, av
 the portfolio against its best arm, and Lu et al.'s binary protocol beside the paper's figures
 (``lu2023/paper_aubc.csv``, quoted from the paper's repository, not computed here). Experiments
 that are not in the store are listed as not run. The wall time of each config comes from the
-``timings.tsv`` that ``run_suite.sh`` writes beside the tracking database.
+``timings.tsv`` that ``run_suite.sh`` writes beside the tracking database, and its CPU seconds
+from a ``cpu.json`` there ({config: CPU seconds of the compare and its workers}) when one exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import warnings
@@ -60,13 +65,22 @@ def _nauc(runs, metric: str) -> pd.DataFrame:
     return per_run.pivot(index="seed", columns="strategy", values="nauc").dropna()
 
 
-def _load(experiment: str, uri: str):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_comparison(experiment, uri)
-    except ValueError:
-        return None
+#: experiment → the store its runs were read from (filled by :func:`_load`)
+SOURCES: dict[str, str] = {}
+
+
+def _load(experiment: str, uris: list[str]):
+    """The experiment's runs from the first store in ``uris`` that has any, or ``None``."""
+    for uri in uris:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                runs = load_comparison(experiment, uri)
+        except ValueError:
+            continue
+        SOURCES[experiment] = uri
+        return runs
+    return None
 
 
 def metric_table(runs, metrics: list[str]) -> str:
@@ -117,12 +131,25 @@ def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
     return rows
 
 
-def six_sets(uri: str, parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
-    found = {e: _load(e, uri) for e in SIX}
+def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
+    found = {e: _load(e, uris) for e in SIX}
     parts += ["## Six benchmark sets: every metric", ""]
+    # a rerun that finished fewer seeds than the kept 8-seed section is not shown in its place
+    partial = []
+    for e, runs in found.items():
+        if runs is None or not (RESULTS / "8-seeds" / e / "section.md").exists():
+            continue
+        seeds = len(_nauc(runs, SIX[e][1][0]))
+        if seeds < 8:
+            partial.append(f"{e} ({seeds} seeds finished every strategy)")
+            found[e] = None
+    if partial:
+        parts += [f"Stopped before 8 seeds, so not shown: {', '.join(partial)}.", ""]
     missing = [e for e, r in found.items() if r is None]
     if missing:
-        parts += [f"Not run (no finished runs in the store): {', '.join(missing)}.", ""]
+        parts += [f"Not shown from this run: {', '.join(missing)}.", ""]
+    # a set not rerun keeps its last committed 8-seed section (results/8-seeds/<set>/section.md)
+    kept = [e for e in missing if (RESULTS / "8-seeds" / e / "section.md").exists()]
     portfolio = ["| set | metric | best arm (nAUC) | portfolio | portfolio − best arm | p | verdict | "
                  "p vs random | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for experiment, runs in found.items():
@@ -132,6 +159,12 @@ def six_sets(uri: str, parts: list[str], full_tables: bool = True, reuse: bool =
         metrics = [m for m in metrics if m in runs.curves]
         parts += [f"### {experiment}", "", metric_table(runs, metrics)]
         portfolio += portfolio_rows(experiment, runs, metrics)
+    if kept:
+        parts += ["## Sets not rerun for this page: the 8-seed results", "",
+                  f"{', '.join(kept)} did not fit this run of the suite (see \"What ran, and what did "
+                  "not\"); their 8-seed sections from an earlier page (commit 572d342, the same configs "
+                  "at 8 seeds) are kept, with their files under `results/8-seeds/`.", ""]
+        parts += [(RESULTS / "8-seeds" / e / "section.md").read_text() for e in kept]
     parts += ["## Portfolio against its best arm", "",
               "The portfolio (Exp3 over margin, core-set and random on classification; core-set, "
               "EGL and random on regression) against whichever of its arms has the best mean nAUC on "
@@ -149,14 +182,14 @@ def six_sets(uri: str, parts: list[str], full_tables: bool = True, reuse: bool =
             if reuse and cached.exists():  # written by an earlier build of the same runs
                 parts.append(cached.read_text())
                 continue
-            rep = report(experiment, uri, out, metric=m, log=False)
+            rep = report(experiment, SOURCES[experiment], out, metric=m, log=False)
             figure = Path(os.path.relpath(out / "learning_curves.png", PAGE.parent)).as_posix()
             text = section(rep, figure, heading="###").replace(f"### {experiment}", f"### {experiment}: {m}", 1)
             cached.write_text(text)
             parts.append(text)
 
 
-def lu2023(uri: str, parts: list[str]) -> None:
+def lu2023(uris: list[str], parts: list[str]) -> None:
     paper = pd.read_csv(HERE / "lu2023" / "paper_aubc.csv").set_index("set")
     parts += ["## Lu, Li & Lin (2023) binary protocol", ""]
     head = ("| set | pool | seeds | uniform AUBC | margin AUBC | margin − uniform | p | paper: uniform | "
@@ -165,8 +198,8 @@ def lu2023(uri: str, parts: list[str]) -> None:
     not_run = []
     glm_runs = {}
     for name in LU_SETS:
-        runs = _load(f"lu2023-{name}-svm", uri)
-        glm_runs[name] = _load(f"lu2023-{name}-glm", uri)
+        runs = _load(f"lu2023-{name}-svm", uris)
+        glm_runs[name] = _load(f"lu2023-{name}-glm", uris)
         if runs is None:
             not_run.append(f"{name} (SVM)")
             continue
@@ -222,24 +255,68 @@ def lu2023(uri: str, parts: list[str]) -> None:
         parts += [f"GLM not run: {', '.join(missing)}.", ""]
 
 
-def timings(uri: str, parts: list[str]) -> None:
-    path = Path(uri.removeprefix("sqlite:///")).parent / "timings.tsv"
+def _folder(uri: str) -> Path:
+    return Path(uri.removeprefix("sqlite:///")).parent
+
+
+def _experiment_of(config: str) -> str | None:
+    path = ROOT / config
     if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith("name:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def timings(uris: list[str], parts: list[str]) -> None:
+    rows = []
+    for uri in uris:
+        path = _folder(uri) / "timings.tsv"
+        if not path.exists():
+            continue
+        # run_suite.sh writes config, wall s, finished at, CPU s (older files lack the CPU column)
+        t = pd.read_csv(path, sep="\t", names=["config", "seconds", "finished", "cpu_seconds"])
+        cpu_file = _folder(uri) / "cpu.json"  # CPU seconds sampled from outside, where no column
+        sampled = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
+        t["cpu_seconds"] = t["cpu_seconds"].fillna(t["config"].map(sampled))
+        # a resumed config adds up; its CPU is known only if every part's is
+        t = t.groupby("config", sort=False).agg(
+            seconds=("seconds", "sum"), cpu_seconds=("cpu_seconds", lambda c: c.sum(min_count=len(c)))
+        ).reset_index()
+        t["store"] = uri
+        # only the configs whose runs the page read from this store
+        t = t[[SOURCES.get(_experiment_of(c) or "") == uri for c in t["config"]]]
+        rows.append(t)
+    if not rows:
         return
-    t = pd.read_csv(path, sep="\t", names=["config", "seconds", "finished"])
-    t = t.groupby("config", sort=False)["seconds"].sum().reset_index()  # a resumed config adds up
+    t = pd.concat(rows, ignore_index=True)
     t.to_csv(RESULTS / "timings.csv", index=False)
+    stores = sorted(set(t["store"]), key=uris.index)
+    label = {u: f"store {i + 1}" for i, u in enumerate(stores)}
+
+    def cpu(v: float) -> str:
+        return "— | —" if not np.isfinite(v) else f"{v:.0f} | {v / 2:.0f}"
+
     parts += ["## Wall time of each config", "",
-              "`alloop compare --jobs 2` under `nice -n 19`, on 2 CPU cores shared with other work "
-              "(so an upper bound on an idle machine); a config resumed with more seeds adds up.", "",
-              "| config | seconds |", "|---|---|",
-              *[f"| {r.config} | {r.seconds} |" for r in t.itertuples()],
-              f"| **total** | {t['seconds'].sum()} |", ""]
+              "`alloop compare --jobs 2` under `nice -n 19`, on 2 CPU cores shared with other work, so "
+              "the wall time is an upper bound on an idle machine. CPU s is the processor time of the "
+              "compare and its two workers (recorded by run_suite.sh, or sampled every 5 s for configs run "
+              "before it recorded CPU); CPU s / 2 estimates the wall time on "
+              "2 idle cores. A config resumed with more seeds adds up. "
+              + "; ".join(f"{label[u]}: `{u}`" for u in stores) + ".", "",
+              "| config | store | wall s | CPU s | CPU s / 2 |", "|---|---|---|---|---|",
+              *[f"| {r.config} | {label[r.store]} | {r.seconds} | {cpu(r.cpu_seconds)} |"
+                for r in t.itertuples()],
+              f"| **total** | | {t['seconds'].sum()} | "
+              f"{'≥ ' if t['cpu_seconds'].isna().any() else ''}{cpu(t['cpu_seconds'].sum(min_count=1))} |",
+              ""]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--tracking-uri", required=True, nargs="+",
+                        help="MLflow store(s), in order of preference per experiment")
     parser.add_argument("--page", type=Path, default=PAGE, help="where to write the page")
     parser.add_argument("--no-full-tables", action="store_true",
                         help="leave out the per-set tables and figures (quick draft)")
