@@ -104,8 +104,6 @@ def bootstrap_committee(
     >>> len(bootstrap_committee(LinearGLM(), X, y, 3, np.random.default_rng(0)))
     3
     """
-    from alloop.models.base import DifferentiableModel
-
     if X is None or y is None or X.shape[0] == 0:
         raise ValueError(
             "a bootstrap committee needs labeled data: pass X_labeled and y_labeled in the "
@@ -117,15 +115,21 @@ def bootstrap_committee(
     rng = np.random.default_rng(0) if rng is None else rng
     classify = getattr(model, "task", None) == "classification"
     classes = class_set(model, y) if classify else None
-    members = []
-    for index in bootstrap_indices(X.shape[0], n_members, rng, y if classify else None):
-        member = model.clone()
-        if classify and isinstance(member, DifferentiableModel):
-            member.fit(X[index], y[index], classes=classes)
-        else:
-            member.fit(X[index], y[index])
-        members.append(member)
-    return members
+    return [fit_clone(model, X[index], y[index], classes)
+            for index in bootstrap_indices(X.shape[0], n_members, rng, y if classify else None)]
+
+
+def fit_clone(model: Any, X: Any, y: np.ndarray, classes: np.ndarray | None = None) -> Any:
+    """An unfitted clone of ``model`` fitted on ``(X, y)``; with ``classes``, alloop's
+    differentiable classifiers get one output per class even where ``y`` misses some."""
+    from alloop.models.base import DifferentiableModel
+
+    member = model.clone()
+    if classes is not None and isinstance(member, DifferentiableModel):
+        member.fit(X, y, classes=classes)
+    else:
+        member.fit(X, y)
+    return member
 
 
 def aligned_proba(member: Any, X: Any, classes: np.ndarray) -> np.ndarray:

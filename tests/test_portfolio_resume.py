@@ -1,4 +1,4 @@
-"""The portfolio's bandit across a resume: a run stopped, or killed with SIGKILL, after round k
+"""The portfolio's arm records across a resume: a run stopped, or killed with SIGKILL, after round k
 and resumed on its SQLite store asks what the uninterrupted run asks and logs the same arm and
 arm probabilities every round (to MLflow as well), through ``run(resume=True)`` and through
 ``query``/``teach`` in a new process."""
@@ -36,7 +36,8 @@ def _loop(store, rounds=ROUNDS, oracle=True, tracker=None):
         pool, SoftmaxGLM(s=0.0), "portfolio",
         SimulatedOracle(dict(zip(pool.ids, y))) if oracle else None,
         LoopSettings(initial=9, batch_size=4, rounds=rounds, seed=5, progress=False),
-        classes=[0, 1, 2], store=store, X_test=X, y_test=y, tracker=tracker,
+        classes=[0, 1, 2], store=store, X_test=X, y_test=y, X_val=X[::3], y_val=y[::3],
+        tracker=tracker,
         strategy_params={"arms": ARMS, "gamma": 0.3},  # a large γ: the weights move fast
     )
 
@@ -62,7 +63,7 @@ def uninterrupted(tmp_path_factory):
     _loop(LabelStore(path)).run()
     requests, logged = _history(path)
     assert len(requests) == ROUNDS + 1
-    # the weights moved away from uniform, so a bandit restarted from uniform would differ
+    # the shares moved away from uniform, so a portfolio restarted from nothing would differ
     p = np.array([[row[f"portfolio_p_{a}"] for a in ARMS] for row in logged[1:]])
     assert not np.allclose(p[-1], p[0])
     return requests, logged
@@ -150,7 +151,7 @@ ASK_CHILD = textwrap.dedent(
 )
 
 
-def test_query_killed_before_teach_then_a_new_process_continues_the_same_bandit(tmp_path, uninterrupted):
+def test_query_killed_before_teach_then_a_new_process_continues_the_same_portfolio(tmp_path, uninterrupted):
     path = tmp_path / "labels.sqlite"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(

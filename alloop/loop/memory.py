@@ -1,4 +1,4 @@
-"""A stateful strategy's state across rounds, kept in the label store (the portfolio's bandit).
+"""A stateful strategy's state across rounds, kept in the label store (the portfolio's arm records).
 
 The loop saves :meth:`~strategies.base.StrategyMemory.state` after round r's scores and
 *before* round r's requests, under one meta key that holds the state after round r and the
@@ -25,14 +25,14 @@ def save(store: Any, strategy: Any, round_: int) -> None:
     >>> from alloop.store import LabelStore
     >>> from strategies.portfolio import Portfolio
     >>> store, portfolio = LabelStore(":memory:"), Portfolio(["margin", "random"])
-    >>> portfolio.bandit.log_weights[:] = [0.5, 0.0]
+    >>> portfolio.reward_sum[:] = [0.5, 0.0]
     >>> save(store, portfolio.strategy(), 1)
     >>> portfolio.restore(None)  # e.g. a new process
     >>> restore(store, portfolio.strategy(), 1)
-    >>> portfolio.bandit.log_weights.tolist()
+    >>> portfolio.reward_sum.tolist()
     [0.5, 0.0]
     >>> restore(store, portfolio.strategy(), 0)  # round 1 selected again: the state before it
-    >>> portfolio.bandit.log_weights.tolist()
+    >>> portfolio.reward_sum.tolist()
     [0.0, 0.0]
     """
     if strategy.memory is None:
