@@ -134,6 +134,21 @@ def test_rerun_skips_finished_pairs_and_force_plans_them_all(parallel, tmp_path)
     assert runs_tagged(f"sqlite:///{copy}", "loop") == []  # old runs marked deleted
 
 
+def test_only_reruns_one_strategy_and_keeps_the_others_runs(parallel, tmp_path):
+    folder, config, _ = parallel
+    cfg = load_compare_config(config)
+    copy = tmp_path / "mlflow.db"
+    copy.write_bytes((folder / "mlflow.db").read_bytes())
+    uri = f"sqlite:///{copy}"
+    tasks, _ = plan(cfg.only(["entropy"]), MlflowTracker.existing("tiny", uri), force=True)
+    assert sorted((t.strategy, t.seed) for t in tasks if t.strategy) == [("entropy", 0), ("entropy", 1)]
+    kept = runs_tagged(uri, "loop")
+    assert sorted((r.data.params["strategy.name"], int(r.data.params["seed"])) for r in kept) == [
+        ("random", 0), ("random", 1)]
+    with pytest.raises(ValueError, match="margin.*its strategies: random, entropy"):
+        cfg.only(["margin"])
+
+
 # ------------------------------------------------------------------------------------- report
 
 

@@ -39,6 +39,10 @@ def compare_command(
     config: Annotated[Path, typer.Argument(help="YAML compare config (an experiment config plus a compare section)")],
     jobs: Annotated[int, typer.Option(help="runs at once, each in its own process (or Ray task)")] = 1,
     force: Annotated[bool, typer.Option("--force", help="rerun (strategy, seed) pairs that already finished")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="run only this strategy of the config (repeatable); with --force, rerun it"),
+    ] = None,
     tracking_uri: TrackingUri = None,
     ray: Ray = None,
     backend: OldBackend = None,
@@ -50,7 +54,7 @@ def compare_command(
     from alloop.config.compare import load_compare_config
 
     cfg = load_compare_config(config)
-    table = compare(cfg, jobs=jobs, force=force, tracking_uri=tracking_uri,
+    table = compare(cfg, jobs=jobs, force=force, only=only, tracking_uri=tracking_uri,
                     backend="process" if ray is None else "ray",
                     address=None if ray is None else ray_address(ray))
     metric = table.attrs["metric"]

@@ -24,6 +24,7 @@ and the next compare resumes it. Ray ends the tasks when the compare process die
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,7 @@ def compare(
     *,
     jobs: int = 1,
     force: bool = False,
+    only: Sequence[str] | None = None,
     tracking_uri: str | None = None,
     progress: bool = True,
     threads: int = 1,
@@ -186,6 +188,9 @@ def compare(
         Runs at once (worker processes, or Ray tasks in flight).
     force : bool
         Rerun pairs that already finished (their old MLflow runs are marked deleted).
+    only : sequence of str, optional
+        Run only these of the config's strategies (the same experiment and label stores), e.g.
+        ``only=["portfolio"], force=True`` reruns one strategy after a change to it.
     tracking_uri : str, optional
         Default: the config's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
         ``sqlite:///mlflow.db``.
@@ -233,6 +238,8 @@ def compare(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
     cfg = config if isinstance(config, CompareConfig) else load_compare_config(config)
+    if only is not None:
+        cfg = cfg.only(list(only))
     uri = resolve_tracking_uri(tracking_uri or cfg.base.tracking.uri)
     console = Console(stderr=True, quiet=not progress, highlight=False)
     _check_strategies(cfg)

@@ -14,6 +14,7 @@ label store ``<store_dir>/<strategy>-seed<seed>.sqlite`` and MLflow run ``<strat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,25 @@ class CompareConfig(BaseModel):
     @property
     def store_dir(self) -> Path:
         return Path(self.compare.store_dir or Path(".alloop") / self.base.name)
+
+    def only(self, names: Sequence[str]) -> CompareConfig:
+        """The same comparison restricted to the strategies ``names`` (same experiment, stores).
+
+        Examples
+        --------
+        >>> cfg = parse_compare_config({"name": "demo", "data": {"source": "sklearn:iris"},
+        ...     "compare": {"strategies": ["random", "entropy"], "seeds": 2}})
+        >>> cfg.only(["entropy"]).strategy_names
+        ['entropy']
+        """
+        unknown = [n for n in names if n not in self.strategy_names]
+        if unknown or not names:
+            raise ValueError(
+                f"--only {', '.join(unknown) or '(nothing)'}: not a strategy of this compare config; "
+                f"its strategies: {', '.join(self.strategy_names)}"
+            )
+        kept = [s for s in self.compare.strategies if s.name in names]
+        return self.model_copy(update={"compare": self.compare.model_copy(update={"strategies": kept})})
 
     def pairs(self) -> list[tuple[str, int]]:
         """Every (strategy, seed), seed-major, so partial results cover every strategy."""
