@@ -166,7 +166,8 @@ def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse:
                   "at 8 seeds) are kept, with their files under `results/8-seeds/`.", ""]
         parts += [(RESULTS / "8-seeds" / e / "section.md").read_text() for e in kept]
     parts += ["## Portfolio against its best arm", "",
-              "The portfolio (Exp3 over margin, core-set and random on classification; core-set, "
+              "The portfolio (follow-the-leader with leave-items-out validation credit, "
+              "strategies/portfolio.py, over margin, core-set and random on classification; core-set, "
               "EGL and random on regression) against whichever of its arms has the best mean nAUC on "
               "that set and metric, chosen after the fact (which favours the arm). p: two-sided "
               "Wilcoxon signed-rank test over seeds on the nAUC.", "", *portfolio, ""]
@@ -260,7 +261,7 @@ def _folder(uri: str) -> Path:
 
 
 def _experiment_of(config: str) -> str | None:
-    path = ROOT / config
+    path = ROOT / config.split(" --only ")[0]  # a rerun of some strategies: "CONFIG --only NAME"
     if not path.exists():
         return None
     for line in path.read_text().splitlines():
