@@ -11,7 +11,9 @@ the hand-written text of ``experiments/results/preamble.md``, then generated tab
 on accuracy and on metrics the majority class cannot fool (log-loss, ROC-AUC, average precision),
 the portfolio against its best arm, and Lu et al.'s binary protocol beside the paper's figures
 (``lu2023/paper_aubc.csv``, quoted from the paper's repository, not computed here). Experiments
-that are not in the store are listed as not run. The wall time of each config comes from the
+that are not in the store are listed as not run. The seed × strategy nAUC of every metric shown is
+kept beside them (``results/<experiment>/nauc-<metric>.csv``; Lu: ``results/lu2023/``), so the
+per-seed figures survive the store. The wall time of each config comes from the
 ``timings.tsv`` that ``run_suite.sh`` writes beside the tracking database, and its CPU seconds
 from a ``cpu.json`` there ({config: CPU seconds of the compare and its workers}) when one exists.
 """
@@ -131,6 +133,15 @@ def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
     return rows
 
 
+def keep_nauc(experiment: str, runs, metrics: list[str]) -> None:
+    """Write the seed × strategy nAUC of every metric to ``results/<experiment>/nauc-<metric>.csv``,
+    so the page's per-seed figures stay in the repository when the tracking store is gone."""
+    folder = RESULTS / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    for m in metrics:
+        _nauc(runs, m).to_csv(folder / f"nauc-{m}.csv")
+
+
 def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
     found = {e: _load(e, uris) for e in SIX}
     parts += ["## Six benchmark sets: every metric", ""]
@@ -157,6 +168,7 @@ def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse:
             continue
         config, metrics = SIX[experiment]
         metrics = [m for m in metrics if m in runs.curves]
+        keep_nauc(experiment, runs, metrics)
         parts += [f"### {experiment}", "", metric_table(runs, metrics)]
         portfolio += portfolio_rows(experiment, runs, metrics)
     if kept:
