@@ -119,11 +119,19 @@ def test_float64_cpu_scores_equal_the_default_models(kind, name):
     assert np.max(np.abs(default - explicit)) <= 1e-10 * scale
 
 
+#: The MLP is fitted by L-BFGS stopped at tol 1e-9, so its θ (and every score from it) matches
+#: across machines only to that tolerance: the last digits follow the CPU's BLAS kernels
+#: (measured on an AMD EPYC against the values frozen on the earlier machine: 7e-9 to 4.4e-7
+#: relative, SSI and STI the largest). The GLMs' Newton fits reach machine precision: 1e-10.
+FROZEN_RTOL = {"mlp": 1e-6}
+
+
 def test_float64_cpu_scores_equal_the_scores_frozen_before_the_change():
     for key, frozen in FROZEN.items():
         kind, name = key.split("/")
         now = _digest(_scores(kind, name))
-        np.testing.assert_allclose(now, frozen, rtol=1e-10, atol=1e-12, err_msg=key)
+        rtol = FROZEN_RTOL.get(kind, 1e-10)
+        np.testing.assert_allclose(now, frozen, rtol=rtol, atol=1e-12, err_msg=key)
 
 
 RANKED = ["margin", "entropy", "sld", "sti", "ssi", "bald"]
