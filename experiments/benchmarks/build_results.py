@@ -5,17 +5,24 @@
 Several stores may be given, in order of preference (``--tracking-uri NEW OLD``): each experiment
 is read from the first store that has finished runs of it, and the page says which store that was.
 
+Each experiment read from a store is also kept in the repository as a per-seed table,
+``experiments/results/<experiment>/nauc.csv`` (strategy, seed, metric, nauc) with a small
+``meta.json`` (task, pool size, seeds, the store); an experiment that no given store has is built
+from those committed files instead, and the page says per experiment where its numbers came
+from. So the page can be rebuilt with the stores gone (``--tracking-uri`` of an empty store).
+
 For each benchmark experiment found in the tracking store it writes ``alloop report`` files per
-metric into ``experiments/results/<experiment>/<metric>/`` and assembles one page:
+metric into ``experiments/results/<experiment>/<metric>/`` (reused as committed for the others)
+and assembles one page:
 the hand-written text of ``experiments/results/preamble.md``, then generated tables -- every set
 on accuracy and on metrics the majority class cannot fool (log-loss, ROC-AUC, average precision),
 the portfolio against its best arm, and Lu et al.'s binary protocol beside the paper's figures
 (``lu2023/paper_aubc.csv``, quoted from the paper's repository, not computed here). Experiments
-that are not in the store are listed as not run. The seed × strategy nAUC of every metric shown is
-kept beside them (``results/<experiment>/nauc-<metric>.csv``; Lu: ``results/lu2023/``), so the
-per-seed figures survive the store. The wall time of each config comes from the
-``timings.tsv`` that ``run_suite.sh`` writes beside the tracking database, and its CPU seconds
-from a ``cpu.json`` there ({config: CPU seconds of the compare and its workers}) when one exists.
+in neither a store nor the committed tables are listed as not run. The wall time of each config
+comes from the ``timings.tsv`` that ``run_suite.sh`` writes beside the tracking database, and its
+CPU seconds from a ``cpu.json`` there ({config: CPU seconds of the compare and its workers}) when
+one exists; configs whose experiment came from committed tables keep their rows of the
+committed ``results/timings.csv``.
 """
 
 from __future__ import annotations
@@ -24,16 +31,18 @@ import argparse
 import json
 import math
 import os
-import warnings
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alloop.compare.report import report, section
-from alloop.compare.runs import load_comparison
-from alloop.compare.stats import paired_wilcoxon, run_statistics
+from alloop.compare.stats import paired_wilcoxon
 from alloop.metrics import LOWER_IS_BETTER
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nauc_tables import Tables, load  # noqa: E402  (a sibling script, not a package)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results"
@@ -61,41 +70,51 @@ def _p(value: float) -> str:
     return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
-def _nauc(runs, metric: str) -> pd.DataFrame:
-    """seed × strategy table of the nAUC of ``metric``, seeds every strategy finished."""
-    per_run = run_statistics(runs.curves, runs.full, metric, metric in LOWER_IS_BETTER)
-    return per_run.pivot(index="seed", columns="strategy", values="nauc").dropna()
+class Build:
+    """One build of the page: the stores in order of preference, the results folder, and
+    ``sources``, each experiment the page shows with where its numbers came from."""
+
+    def __init__(self, uris: list[str], results: Path = RESULTS, page: Path = PAGE):
+        self.uris, self.results, self.page = list(uris), Path(results), Path(page)
+        self.sources: dict[str, Tables] = {}
+
+    def load(self, experiment: str, metrics: list[str]) -> Tables | None:
+        """The experiment from the first store that has it, else from the committed tables."""
+        return load(experiment, self.uris, metrics, self.results)
+
+    def use(self, tables: Tables) -> Tables:
+        """Record that the page shows ``tables``; one read from a store is kept in the repository."""
+        self.sources[tables.experiment] = tables
+        if not tables.committed:
+            tables.save(self.results)
+        return tables
+
+    def origin(self, tables: Tables) -> str:
+        """Where the numbers came from, in words."""
+        if not tables.committed:
+            return f"store {self.uris.index(tables.store) + 1} (`{tables.store}`)"
+        earlier = f"store `{tables.store}`" if tables.store else "an unnamed store"
+        return f"committed tables (`results/<experiment>/nauc.csv`), from an earlier build of {earlier}"
+
+    def where(self, names: dict[str, Tables]) -> str:
+        """One line grouping ``{shown name: tables}`` by where their numbers came from."""
+        groups: dict[str, list[str]] = {}
+        for name, t in names.items():
+            groups.setdefault(self.origin(t), []).append(name)
+        return "Numbers from " + "; ".join(f"{o}: {', '.join(n)}" for o, n in groups.items()) + "."
 
 
-#: experiment → the store its runs were read from (filled by :func:`_load`)
-SOURCES: dict[str, str] = {}
-
-
-def _load(experiment: str, uris: list[str]):
-    """The experiment's runs from the first store in ``uris`` that has any, or ``None``."""
-    for uri in uris:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                runs = load_comparison(experiment, uri)
-        except ValueError:
-            continue
-        SOURCES[experiment] = uri
-        return runs
-    return None
-
-
-def metric_table(runs, metrics: list[str]) -> str:
+def metric_table(tables: Tables, metrics: list[str]) -> str:
     """One row per strategy: nAUC of each metric (mean over seeds) and p vs random."""
-    tables = {m: _nauc(runs, m) for m in metrics if m in runs.curves}
-    first = tables[metrics[0]]
+    per_metric = {m: tables.nauc(m) for m in metrics if m in tables}
+    first = per_metric[metrics[0]]
     lower0 = metrics[0] in LOWER_IS_BETTER
     order = first.mean().sort_values(ascending=lower0).index.tolist()
-    head = ["strategy"] + [f"nAUC {m} {'↓' if m in LOWER_IS_BETTER else '↑'} (p vs random)" for m in tables]
+    head = ["strategy"] + [f"nAUC {m} {'↓' if m in LOWER_IS_BETTER else '↑'} (p vs random)" for m in per_metric]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in order:
         cells = [s]
-        for m, t in tables.items():
+        for m, t in per_metric.items():
             mean = t[s].mean()
             p = paired_wilcoxon(t[s], t["random"]) if s != "random" and "random" in t else math.nan
             better = (mean < t["random"].mean()) == (m in LOWER_IS_BETTER) if "random" in t else None
@@ -110,13 +129,13 @@ def metric_table(runs, metrics: list[str]) -> str:
     )
 
 
-def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
-    arms = PORTFOLIO_ARMS[runs.task]
+def portfolio_rows(name: str, tables: Tables, metrics: list[str]) -> list[str]:
+    arms = PORTFOLIO_ARMS[tables.task]
     rows = []
     for m in metrics:
-        if m not in runs.curves:
+        if m not in tables:
             continue
-        t = _nauc(runs, m)
+        t = tables.nauc(m)
         if "portfolio" not in t or not all(a in t for a in arms):
             continue
         lower = m in LOWER_IS_BETTER
@@ -133,24 +152,16 @@ def portfolio_rows(name: str, runs, metrics: list[str]) -> list[str]:
     return rows
 
 
-def keep_nauc(experiment: str, runs, metrics: list[str]) -> None:
-    """Write the seed × strategy nAUC of every metric to ``results/<experiment>/nauc-<metric>.csv``,
-    so the page's per-seed figures stay in the repository when the tracking store is gone."""
-    folder = RESULTS / experiment
-    folder.mkdir(parents=True, exist_ok=True)
-    for m in metrics:
-        _nauc(runs, m).to_csv(folder / f"nauc-{m}.csv")
-
-
-def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
-    found = {e: _load(e, uris) for e in SIX}
+def six_sets(build: Build, parts: list[str], full_tables: bool = True, reuse: bool = False) -> None:
+    results = build.results
+    found = {e: build.load(e, metrics) for e, (_, metrics) in SIX.items()}
     parts += ["## Six benchmark sets: every metric", ""]
     # a rerun that finished fewer seeds than the kept 8-seed section is not shown in its place
     partial = []
-    for e, runs in found.items():
-        if runs is None or not (RESULTS / "8-seeds" / e / "section.md").exists():
+    for e, tables in found.items():
+        if tables is None or not (results / "8-seeds" / e / "section.md").exists():
             continue
-        seeds = len(_nauc(runs, SIX[e][1][0]))
+        seeds = len(tables.nauc(SIX[e][1][0]))
         if seeds < 8:
             partial.append(f"{e} ({seeds} seeds finished every strategy)")
             found[e] = None
@@ -160,23 +171,25 @@ def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse:
     if missing:
         parts += [f"Not shown from this run: {', '.join(missing)}.", ""]
     # a set not rerun keeps its last committed 8-seed section (results/8-seeds/<set>/section.md)
-    kept = [e for e in missing if (RESULTS / "8-seeds" / e / "section.md").exists()]
+    kept = [e for e in missing if (results / "8-seeds" / e / "section.md").exists()]
     portfolio = ["| set | metric | best arm (nAUC) | portfolio | portfolio − best arm | p | verdict | "
                  "p vs random | seeds |", "|---|---|---|---|---|---|---|---|---|"]
-    for experiment, runs in found.items():
-        if runs is None:
-            continue
-        config, metrics = SIX[experiment]
-        metrics = [m for m in metrics if m in runs.curves]
-        keep_nauc(experiment, runs, metrics)
-        parts += [f"### {experiment}", "", metric_table(runs, metrics)]
-        portfolio += portfolio_rows(experiment, runs, metrics)
+    shown = {e: build.use(t) for e, t in found.items() if t is not None}
+    for experiment, tables in shown.items():
+        wanted = SIX[experiment][1]
+        metrics = [m for m in wanted if m in tables]
+        parts += [f"### {experiment}", "", build.where({experiment: tables}), "", metric_table(tables, metrics)]
+        lost = [m for m in wanted if m not in tables]
+        if lost and tables.committed:
+            parts += [f"Not in the committed tables (the earlier build did not keep their per-seed "
+                      f"values): {', '.join(lost)}.", ""]
+        portfolio += portfolio_rows(experiment, tables, metrics)
     if kept:
         parts += ["## Sets not rerun for this page: the 8-seed results", "",
                   f"{', '.join(kept)} did not fit this run of the suite (see \"What ran, and what did "
                   "not\"); their 8-seed sections from an earlier page (commit 572d342, the same configs "
                   "at 8 seeds) are kept, with their files under `results/8-seeds/`.", ""]
-        parts += [(RESULTS / "8-seeds" / e / "section.md").read_text() for e in kept]
+        parts += [(results / "8-seeds" / e / "section.md").read_text() for e in kept]
     parts += ["## Portfolio against its best arm", "",
               "The portfolio (follow-the-leader with leave-items-out validation credit, "
               "strategies/portfolio.py, over margin, core-set and random on classification; core-set, "
@@ -184,40 +197,47 @@ def six_sets(uris: list[str], parts: list[str], full_tables: bool = True, reuse:
               "that set and metric, chosen after the fact (which favours the arm). p: two-sided "
               "Wilcoxon signed-rank test over seeds on the nAUC.", "", *portfolio, ""]
     parts += ["## Six benchmark sets: full tables", ""]
-    for experiment, runs in found.items():
-        if runs is None or not full_tables:
-            continue
+    if not full_tables:
+        return
+    committed = [e for e, t in shown.items() if t.committed]
+    if committed:
+        parts += [f"The sections of {', '.join(committed)} are the committed files of their earlier "
+                  "build (`results/<set>/<metric>/section.md`).", ""]
+    for experiment, tables in shown.items():
         for m in SIX[experiment][1][:2]:  # accuracy and log-loss (rmse and mae)
-            if m not in runs.curves:
-                continue
-            out = RESULTS / experiment / m
+            out = results / experiment / m
             cached = out / "section.md"
-            if reuse and cached.exists():  # written by an earlier build of the same runs
-                parts.append(cached.read_text())
+            if tables.committed or (reuse and cached.exists()):  # written by an earlier build
+                if cached.exists():
+                    parts.append(cached.read_text())
                 continue
-            rep = report(experiment, SOURCES[experiment], out, metric=m, log=False)
-            figure = Path(os.path.relpath(out / "learning_curves.png", PAGE.parent)).as_posix()
+            if m not in tables:
+                continue
+            rep = report(experiment, tables.store, out, metric=m, log=False)
+            figure = Path(os.path.relpath(out / "learning_curves.png", build.page.parent)).as_posix()
             text = section(rep, figure, heading="###").replace(f"### {experiment}", f"### {experiment}: {m}", 1)
             cached.write_text(text)
             parts.append(text)
 
 
-def lu2023(uris: list[str], parts: list[str]) -> None:
+def lu2023(build: Build, parts: list[str]) -> None:
     paper = pd.read_csv(HERE / "lu2023" / "paper_aubc.csv").set_index("set")
     parts += ["## Lu, Li & Lin (2023) binary protocol", ""]
     head = ("| set | pool | seeds | uniform AUBC | margin AUBC | margin − uniform | p | paper: uniform | "
             "paper: US-C | paper: US-C − uniform |")
     svm = [head, "|" + "---|" * (head.count("|") - 1)]
     not_run = []
-    glm_runs = {}
+    svm_tables, glm_tables = {}, {}
     for name in LU_SETS:
-        runs = _load(f"lu2023-{name}-svm", uris)
-        glm_runs[name] = _load(f"lu2023-{name}-glm", uris)
-        if runs is None:
+        tables = build.load(f"lu2023-{name}-svm", LU_METRICS)
+        glm = build.load(f"lu2023-{name}-glm", LU_METRICS)
+        if glm is not None:
+            glm_tables[name] = build.use(glm)
+        if tables is None:
             not_run.append(f"{name} (SVM)")
             continue
-        t = _nauc(runs, "accuracy")
-        pool = int(runs.full["labels"].iloc[0]) if "labels" in runs.full and len(runs.full) else math.nan
+        svm_tables[name], t = build.use(tables), tables.nauc("accuracy")
+        pool = tables.labels if tables.labels is not None else math.nan
         diff = t["margin"].mean() - t["random"].mean()
         p = paired_wilcoxon(t["margin"], t["random"])
         if name in paper.index:
@@ -227,13 +247,13 @@ def lu2023(uris: list[str], parts: list[str]) -> None:
             ref = "— | — | —"
         svm.append(f"| {name} | {pool} | {len(t)} | {t['random'].mean():.4f} | {t['margin'].mean():.4f} | "
                    f"{diff:+.4f} | {_p(p)} | {ref} |")
-        (RESULTS / "lu2023").mkdir(parents=True, exist_ok=True)
-        t.to_csv(RESULTS / "lu2023" / f"{name}-svm-nauc.csv")
-    parts += ["### RBF-SVM: uncertainty (margin) against uniform", "", *svm, ""]
+    parts += [f"{model}: {build.where(t)}" for model, t in (("RBF-SVM", svm_tables),
+                                                              ("Logistic GLM", glm_tables)) if t]
+    parts += ["", "### RBF-SVM: uncertainty (margin) against uniform", "", *svm, ""]
     if not_run:
         parts += [f"Not run: {', '.join(not_run)}.", ""]
     for metric in ("accuracy", "roc_auc", "log_loss"):
-        tables = {n: _nauc(r, metric) for n, r in glm_runs.items() if r is not None and metric in r.curves}
+        tables = {n: g.nauc(metric) for n, g in glm_tables.items() if metric in g}
         if not tables:
             continue
         strategies = sorted(set().union(*[set(t.columns) for t in tables.values()]))
@@ -256,14 +276,13 @@ def lu2023(uris: list[str], parts: list[str]) -> None:
                 value = f"{t[s].mean():.4f}{mark}"
                 cells.append(f"**{value}**" if s == best else value)
             lines.append("| " + " | ".join(cells) + " |")
-            t.to_csv(RESULTS / "lu2023" / f"{n}-glm-nauc-{metric}.csv")
         lines.append("| better / worse than random (p < 0.05) | | "
                      + " | ".join(f"{wins[s][0]} / {wins[s][1]}" for s in strategies) + " |")
         parts += [f"### Logistic GLM, every strategy: nAUC of {metric} ({'lower' if lower else 'higher'} is better)",
                   "", *lines, "",
                   "Bold: best mean on the set. +/−: better/worse than random, two-sided Wilcoxon "
                   "signed-rank on the nAUC over seeds, p < 0.05.", ""]
-    missing = [n for n, r in glm_runs.items() if r is None]
+    missing = [n for n in LU_SETS if n not in glm_tables]
     if missing:
         parts += [f"GLM not run: {', '.join(missing)}.", ""]
 
@@ -282,7 +301,11 @@ def _experiment_of(config: str) -> str | None:
     return None
 
 
-def timings(uris: list[str], parts: list[str]) -> None:
+def timings(build: Build, parts: list[str]) -> None:
+    uris, results = build.uris, build.results
+
+    def source(config: str) -> Tables | None:
+        return build.sources.get(_experiment_of(config) or "")
     rows = []
     for uri in uris:
         path = _folder(uri) / "timings.tsv"
@@ -299,25 +322,37 @@ def timings(uris: list[str], parts: list[str]) -> None:
         ).reset_index()
         t["store"] = uri
         # only the configs whose runs the page read from this store
-        t = t[[SOURCES.get(_experiment_of(c) or "") == uri for c in t["config"]]]
+        t = t[[(s := source(c)) is not None and not s.committed and s.store == uri for c in t["config"]]]
         rows.append(t)
-    if not rows:
+    kept = results / "timings.csv"  # the rows an earlier build wrote, for experiments read from it
+    if kept.exists():
+        t = pd.read_csv(kept)
+        t = t[[(s := source(c)) is not None and s.committed and s.store == u
+               for c, u in zip(t["config"], t["store"])]]
+        rows.append(t)
+    if not (rows := [t for t in rows if len(t)]):
         return
     t = pd.concat(rows, ignore_index=True)
-    t.to_csv(RESULTS / "timings.csv", index=False)
-    stores = sorted(set(t["store"]), key=uris.index)
-    label = {u: f"store {i + 1}" for i, u in enumerate(stores)}
+    t.to_csv(results / "timings.csv", index=False)
+    stores = [u for u in uris if u in set(t["store"])]
+    earlier = [u for u in dict.fromkeys(t["store"]) if u not in uris]
+    label = {u: f"store {uris.index(u) + 1}" for u in stores}
+    label |= {u: f"earlier `{_folder(u)}`" for u in earlier}
 
     def cpu(v: float) -> str:
         return "— | —" if not np.isfinite(v) else f"{v:.0f} | {v / 2:.0f}"
 
+    legend = [f"{label[u]}: `{u}`" for u in stores]
+    if earlier:
+        legend.append("earlier: " + ", ".join(f"`{u}`" for u in earlier) + ", stores of earlier builds "
+                      "(their rows kept in `results/timings.csv` for the experiments read from committed tables)")
     parts += ["## Wall time of each config", "",
               "`alloop compare --jobs 2` under `nice -n 19`, on 2 CPU cores shared with other work, so "
               "the wall time is an upper bound on an idle machine. CPU s is the processor time of the "
               "compare and its two workers (recorded by run_suite.sh, or sampled every 5 s for configs run "
               "before it recorded CPU); CPU s / 2 estimates the wall time on "
               "2 idle cores. A config resumed with more seeds adds up. "
-              + "; ".join(f"{label[u]}: `{u}`" for u in stores) + ".", "",
+              + "; ".join(legend) + ".", "",
               "| config | store | wall s | CPU s | CPU s / 2 |", "|---|---|---|---|---|",
               *[f"| {r.config} | {label[r.store]} | {r.seconds} | {cpu(r.cpu_seconds)} |"
                 for r in t.itertuples()],
@@ -326,21 +361,36 @@ def timings(uris: list[str], parts: list[str]) -> None:
               ""]
 
 
+def build_page(uris: list[str], results: Path = RESULTS, page: Path = PAGE,
+               full_tables: bool = True, reuse: bool = False) -> str:
+    """The page's text, from the stores ``uris`` (in order of preference) and ``results``.
+
+    Writes the per-experiment tables of what it read from a store (and the ``alloop report``
+    files when ``full_tables``) into ``results``; the page itself is returned, not written.
+    """
+    build = Build(uris, results, page)
+    parts = ["# Strategy comparison", "", (build.results / "preamble.md").read_text().strip(), ""]
+    six_sets(build, parts, full_tables=full_tables, reuse=reuse)
+    lu2023(build, parts)
+    timings(build, parts)
+    return "\n".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", required=True, nargs="+",
                         help="MLflow store(s), in order of preference per experiment")
     parser.add_argument("--page", type=Path, default=PAGE, help="where to write the page")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="the results folder (committed tables, report files, preamble.md)")
     parser.add_argument("--no-full-tables", action="store_true",
                         help="leave out the per-set tables and figures (quick draft)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the per-set tables an earlier build wrote (only if those runs are unchanged)")
     args = parser.parse_args()
-    parts = ["# Strategy comparison", "", (RESULTS / "preamble.md").read_text().strip(), ""]
-    six_sets(args.tracking_uri, parts, full_tables=not args.no_full_tables, reuse=args.reuse)
-    lu2023(args.tracking_uri, parts)
-    timings(args.tracking_uri, parts)
-    args.page.write_text("\n".join(parts))
+    text = build_page(args.tracking_uri, args.results, args.page,
+                      full_tables=not args.no_full_tables, reuse=args.reuse)
+    args.page.write_text(text)
     print(f"wrote {args.page}")
 
 
