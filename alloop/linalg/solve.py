@@ -89,11 +89,11 @@ class Inverse:
 
     def _factorized(self) -> torch.Tensor:
         if self._factor is None:
-            H = hessian(self.model)
+            H = hessian(self.model).clone()  # a copy of our own to add to in place (no p×p temporaries)
             if self.damping:
-                H = H + self.damping * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+                H.diagonal().add_(self.damping)
             if self.null is not None:
-                H = H + self.null @ self.null.T
+                H.addmm_(self.null, self.null.T)
             what = f"the Hessian of {self.model!r} (λ = e^s = {self.model.lam:.3g})"
             self._factor = cholesky_with_jitter(H, what=what)
         return self._factor

@@ -21,6 +21,7 @@ import torch
 from alloop.linalg.cholesky import cholesky_with_jitter
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel
+from alloop.models.softmax_hessian import softmax_loss_hessian
 from alloop.models.tensors import as_dense, matmul
 
 #: GLM solvers; "auto" is Newton-CG for a softmax above NEWTON_CG_MIN_PARAMS parameters, else
@@ -28,22 +29,6 @@ from alloop.models.tensors import as_dense, matmul
 GLM_SOLVERS = ("auto", "newton", "newton-cg")
 NEWTON_CG_MIN_PARAMS = 128
 
-
-
-def _gram(A: torch.Tensor) -> torch.Tensor:
-    """AᵀA by BLAS syrk, which computes one triangle: half the flops of ``A.T @ A``.
-
-    The (p, p) product is most of the softmax Hessian's cost (p = (d + 1)K, n·p² flops);
-    torch has no syrk. Falls back to the matrix product off the CPU or outside float64/32.
-    """
-    if A.device.type != "cpu" or A.dtype not in (torch.float64, torch.float32):
-        return A.T @ A
-    from scipy.linalg.blas import dsyrk, ssyrk
-
-    syrk = dsyrk if A.dtype == torch.float64 else ssyrk
-    # A's C-ordered buffer is Aᵀ in Fortran order, so syrk(Aᵀ, trans=0) = AᵀA with no copy.
-    upper = torch.from_numpy(syrk(1.0, A.detach().numpy().T, trans=0))
-    return torch.triu(upper) + torch.triu(upper, 1).T
 
 class GLM(DifferentiableModel):
     """A GLM f(x) = xᵀW + b with a chosen likelihood and L2 penalty e^s·½‖W‖².
@@ -191,31 +176,27 @@ class GLM(DifferentiableModel):
     ) -> torch.Tensor:
         """Σ_i w_i ∇²_θ ℓ(z_i; θ) = Σ_i w_i (x̃_i x̃_iᵀ) ⊗ Λ_i, shape (p, p).
 
-        For the softmax, Λ_i = diag(p_i) − p_i p_iᵀ, so H = Σ_k X̃ᵀ diag(p_k) X̃ (class-diagonal
-        blocks) − AᵀA with rows a_i = x̃_i ⊗ p_i: K + 1 matrix products, no (n, K, K) tensor.
+        For the softmax, Λ_i = diag(p_i) − p_i p_iᵀ; its blocks come from one product over
+        the distinct feature and class pairs (:func:`~alloop.models.softmax_hessian.softmax_loss_hessian`).
         """
         f = self.output(theta, X)
         Xd = self.design(X)
-        n, d1 = Xd.shape
-        w = torch.ones(n, dtype=Xd.dtype, device=Xd.device) if weights is None else weights
-        if self.likelihood != "categorical":
-            lam = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0] * w
-            return Xd.T @ (lam.unsqueeze(1) * Xd)
-        prob = torch.softmax(f, dim=1)
-        k = prob.shape[1]
-        A = (Xd.unsqueeze(2) * prob.unsqueeze(1)).reshape(n, d1 * k)
-        H = -(_gram(A) if weights is None else A.T @ (w.unsqueeze(1) * A))
-        blocks = H.view(d1, k, d1, k)
-        for c in range(k):
-            blocks[:, c, :, c] += Xd.T @ ((w * prob[:, c]).unsqueeze(1) * Xd)
-        return H
+        if self.likelihood == "categorical":
+            return softmax_loss_hessian(Xd, torch.softmax(f, dim=1), weights)
+        lam = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0]
+        lam = lam if weights is None else lam * weights
+        return Xd.T @ (lam.unsqueeze(1) * Xd)
 
     def loss_hessian_vp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """(Σ_i ∇²_θ ℓ(z_i; θ)) v = X̃ᵀ(Λ_i ḟ_i) with ḟ = f(X; v) — no p×p matrix, sparse-safe."""
         f = self.output(theta, X)
         fdot = self.output(v, X)
         Lam = lk.output_hessian(self.likelihood, f, self.sigma2)
-        r = torch.einsum("ikl,il->ik", Lam, fdot)
+        return self.output_transpose(X, torch.einsum("ikl,il->ik", Lam, fdot))
+
+    def output_transpose(self, X: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Σ_i x̃_i ⊗ r_i = X̃ᵀR in θ's layout, shape (p,): the VJP of f(X; θ) with R (n, K).
+        Sparse-safe."""
         W_r = X.T @ r if not X.is_sparse else torch.sparse.mm(X.t(), r)
         parts = [W_r]
         if self.fit_intercept:
@@ -231,7 +212,9 @@ class GLM(DifferentiableModel):
     def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor:
         """∇²_θ F(θ; s) on (X, ·): the loss Hessian plus e^s·∇²C for the default C."""
         s = self.s if s is None else s
-        return self.loss_hessian(theta, X) + float(np.exp(s)) * torch.diag(self.penalty_mask())
+        H = self.loss_hessian(theta, X)
+        H.diagonal().add_(float(np.exp(s)) * self.penalty_mask())  # no (p, p) diagonal matrix
+        return H
 
     # ----------------------------------------------------------------- fitting
     def _fit_params(self, theta0, X, y):

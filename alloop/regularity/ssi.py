@@ -142,7 +142,10 @@ def ssi_directions(
     h_theta_dot = _hvp(model, Xv, yv, theta_dot)
     u = inverse(g_val)
     theta = model.theta_
-    c_hvp = torch.func.jvp(torch.func.grad(model.complexity), (theta,), (u,))[1].detach()
+    if isinstance(model, GLM) and model.closed_form:
+        c_hvp = model.penalty_mask() * u  # ∇²C u for the default C = ½‖mask∘θ‖²
+    else:
+        c_hvp = torch.func.jvp(torch.func.grad(model.complexity), (theta,), (u,))[1].detach()
     exact = curvature_method == "exact"
     third = _third_order_gradient(model, u, theta_dot) if third_order or exact else None
     # d = b − a + e = H⁻¹(e^s∇²C u − H_Vθ̇ + ∇_θ(uᵀHθ̇)): one solve of the summed right-hand
@@ -226,6 +229,13 @@ def _third_order_gradient(
     """
     theta, X, y = model.theta_, model.X_train_, model.y_train_
     lik, s2 = model.likelihood, model.sigma2
+    if isinstance(model, GLM) and model.closed_form:
+        # closed form: the default C = ½‖mask∘θ‖² has a constant ∇²C, so only the loss term
+        # depends on θ, and its gradient is X̃ᵀ(∂/∂f of the Gauss–Newton form)
+        f, fdot_u = model.output_jvp(theta, X, u)
+        fdot_t = model.output(theta_dot, X)
+        r = hx.gauss_newton_form_output_grad(lik, f, fdot_u, fdot_t, s2)
+        return model.output_transpose(X, r).detach()
 
     def complexity_term(t: torch.Tensor) -> torch.Tensor:
         hvp = torch.func.jvp(torch.func.grad(model.complexity), (t,), (theta_dot,))[1]
