@@ -107,3 +107,35 @@ def test_tables_read_from_runs_survive_the_round_trip_through_the_repository(tmp
 
 def test_the_examples_of_the_table_module_run():
     assert doctest.testmod(nauc_tables).failed == 0
+
+
+def test_a_rerun_store_replaces_its_strategies_and_the_page_says_where_each_came_from(tmp_path, monkeypatch):
+    results = _results(tmp_path)
+    new_uri = "sqlite:////tmp/rerun/mlflow.db"
+    rng = np.random.default_rng(1)
+    rerun = _long({"portfolio": 57.0}, ["rmse", "mae", "r2"], 7, rng)  # r2: no partner runs, dropped
+
+    def from_store(experiment, uri, metrics):  # the rerun store has only bench-diabetes's portfolio
+        if uri == new_uri and experiment == "bench-diabetes":
+            return nauc_tables.Tables(experiment, "regression", rerun, 300, uri, committed=False)
+        return None
+
+    monkeypatch.setattr(nauc_tables, "from_store", from_store)
+    before = pd.read_csv(results / "bench-diabetes" / "nauc.csv")
+    page = build_results.build_page([], results=results, page=tmp_path / "RESULTS.md", reruns=[new_uri])
+
+    rmse = rerun[rerun.metric == "rmse"].set_index("seed")["nauc"]
+    old = before[before.metric == "rmse"].pivot(index="seed", columns="strategy", values="nauc")
+    egl = old["egl"].mean()
+    assert f"| bench-diabetes | rmse | egl {egl:.4f} | {rmse.mean():.4f} | {rmse.mean() - egl:+.4f} |" in page
+    assert (f"from an earlier build of store `{OLD}`, with portfolio rerun in rerun store `{new_uri}`: "
+            "bench-diabetes.") in page
+    assert "the rows and curves of portfolio are from before their rerun" in page
+    # kept in the repository: a build without the rerun store gives the same numbers and says so
+    kept = nauc_tables.committed("bench-diabetes", results)
+    assert kept.rerun == {"portfolio": new_uri} and kept.metrics == ["rmse", "mae"]
+    pd.testing.assert_frame_equal(kept.nauc("rmse").drop(columns="portfolio"), old.drop(columns="portfolio"),
+                                  check_names=False)
+    again = build_results.build_page([], results=results, page=tmp_path / "RESULTS.md")
+    assert f"with portfolio rerun in store `{new_uri}` of an earlier build: bench-diabetes." in again
+    assert f"| {rmse.mean():.4f} |" in again

@@ -71,30 +71,46 @@ def _p(value: float) -> str:
 
 
 class Build:
-    """One build of the page: the stores in order of preference, the results folder, and
-    ``sources``, each experiment the page shows with where its numbers came from."""
+    """One build of the page: the stores in order of preference, the rerun stores (whose
+    strategies replace the same strategies' runs, :func:`nauc_tables.overlay`), the results
+    folder, and ``sources``, each experiment the page shows with where its numbers came from."""
 
-    def __init__(self, uris: list[str], results: Path = RESULTS, page: Path = PAGE):
+    def __init__(self, uris: list[str], results: Path = RESULTS, page: Path = PAGE,
+                 reruns: list[str] = ()) -> None:
         self.uris, self.results, self.page = list(uris), Path(results), Path(page)
+        self.reruns = list(reruns)
         self.sources: dict[str, Tables] = {}
 
     def load(self, experiment: str, metrics: list[str]) -> Tables | None:
-        """The experiment from the first store that has it, else from the committed tables."""
-        return load(experiment, self.uris, metrics, self.results)
+        """The experiment from the first store that has it, else from the committed tables,
+        with the strategies of the rerun stores put in place."""
+        return load(experiment, self.uris, metrics, self.results, self.reruns)
 
     def use(self, tables: Tables) -> Tables:
-        """Record that the page shows ``tables``; one read from a store is kept in the repository."""
+        """Record that the page shows ``tables``; what a store of this build gave is kept in the
+        repository."""
         self.sources[tables.experiment] = tables
-        if not tables.committed:
+        if not tables.committed or set(tables.rerun.values()) & set(self.reruns):
             tables.save(self.results)
         return tables
+
+    def _store(self, uri: str) -> str:
+        if uri in self.uris:
+            return f"store {self.uris.index(uri) + 1} (`{uri}`)"
+        return f"rerun store `{uri}`" if uri in self.reruns else f"store `{uri}` of an earlier build"
 
     def origin(self, tables: Tables) -> str:
         """Where the numbers came from, in words."""
         if not tables.committed:
-            return f"store {self.uris.index(tables.store) + 1} (`{tables.store}`)"
-        earlier = f"store `{tables.store}`" if tables.store else "an unnamed store"
-        return f"committed tables (`results/<experiment>/nauc.csv`), from an earlier build of {earlier}"
+            words = self._store(tables.store)
+        else:
+            earlier = f"store `{tables.store}`" if tables.store else "an unnamed store"
+            words = f"committed tables (`results/<experiment>/nauc.csv`), from an earlier build of {earlier}"
+        by_store: dict[str, list[str]] = {}
+        for strategy, uri in tables.rerun.items():
+            by_store.setdefault(uri, []).append(strategy)
+        return words + "".join(f", with {', '.join(names)} rerun in {self._store(uri)}"
+                               for uri, names in by_store.items())
 
     def where(self, names: dict[str, Tables]) -> str:
         """One line grouping ``{shown name: tables}`` by where their numbers came from."""
@@ -204,10 +220,14 @@ def six_sets(build: Build, parts: list[str], full_tables: bool = True, reuse: bo
         parts += [f"The sections of {', '.join(committed)} are the committed files of their earlier "
                   "build (`results/<set>/<metric>/section.md`).", ""]
     for experiment, tables in shown.items():
+        if tables.rerun:
+            parts += [f"In the sections of {experiment} below, the rows and curves of "
+                      f"{', '.join(tables.rerun)} are from before their rerun (the tables above have "
+                      "their rerun figures).", ""]
         for m in SIX[experiment][1][:2]:  # accuracy and log-loss (rmse and mae)
             out = results / experiment / m
             cached = out / "section.md"
-            if tables.committed or (reuse and cached.exists()):  # written by an earlier build
+            if tables.committed or tables.rerun or (reuse and cached.exists()):  # an earlier build's
                 if cached.exists():
                     parts.append(cached.read_text())
                 continue
@@ -362,13 +382,13 @@ def timings(build: Build, parts: list[str]) -> None:
 
 
 def build_page(uris: list[str], results: Path = RESULTS, page: Path = PAGE,
-               full_tables: bool = True, reuse: bool = False) -> str:
+               full_tables: bool = True, reuse: bool = False, reruns: list[str] = ()) -> str:
     """The page's text, from the stores ``uris`` (in order of preference) and ``results``.
 
     Writes the per-experiment tables of what it read from a store (and the ``alloop report``
     files when ``full_tables``) into ``results``; the page itself is returned, not written.
     """
-    build = Build(uris, results, page)
+    build = Build(uris, results, page, reruns)
     parts = ["# Strategy comparison", "", (build.results / "preamble.md").read_text().strip(), ""]
     six_sets(build, parts, full_tables=full_tables, reuse=reuse)
     lu2023(build, parts)
@@ -378,8 +398,12 @@ def build_page(uris: list[str], results: Path = RESULTS, page: Path = PAGE,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", required=True, nargs="+",
-                        help="MLflow store(s), in order of preference per experiment")
+    parser.add_argument("--tracking-uri", nargs="*", default=[],
+                        help="MLflow store(s), in order of preference per experiment (none: build "
+                             "from the committed tables)")
+    parser.add_argument("--rerun", nargs="*", default=[],
+                        help="MLflow store(s) of reruns of some strategies: their runs replace those "
+                             "strategies' runs wherever else an experiment's numbers come from")
     parser.add_argument("--page", type=Path, default=PAGE, help="where to write the page")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="the results folder (committed tables, report files, preamble.md)")
@@ -389,7 +413,7 @@ def main() -> None:
                         help="reuse the per-set tables an earlier build wrote (only if those runs are unchanged)")
     args = parser.parse_args()
     text = build_page(args.tracking_uri, args.results, args.page,
-                      full_tables=not args.no_full_tables, reuse=args.reuse)
+                      full_tables=not args.no_full_tables, reuse=args.reuse, reruns=args.rerun)
     args.page.write_text(text)
     print(f"wrote {args.page}")
 

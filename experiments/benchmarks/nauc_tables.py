@@ -5,13 +5,17 @@ compact copy of what the page needs in the repository: ``results/<experiment>/na
 per finished run and metric: ``strategy, seed, metric, nauc``) and ``results/<experiment>/meta.json``
 (task, pool size, seeds, the store it came from). When no store given has the experiment, the page
 is built from these files, so it can be rebuilt after the store is gone.
+
+A *rerun* store holds new runs of some strategies of an experiment (the portfolio after a change
+to it, say): :func:`overlay` puts them in place of the same strategies' runs, and the tables
+record which strategies came from where (``rerun`` in ``meta.json``).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +47,8 @@ class Tables:
         The runs themselves when read from a store (for the full per-set reports).
     note : str
         Where the numbers came from, when that is not a build from ``store`` (a back-fill).
+    rerun : dict
+        Strategy → the store its runs came from, for strategies rerun after ``store``'s build.
 
     Examples
     --------
@@ -61,6 +67,7 @@ class Tables:
     committed: bool
     runs: Comparison | None = None
     note: str = ""
+    rerun: dict[str, str] = field(default_factory=dict)
 
     @property
     def metrics(self) -> list[str]:
@@ -87,6 +94,8 @@ class Tables:
                 "metrics": self.metrics}
         if self.note:
             meta["note"] = self.note
+        if self.rerun:
+            meta["rerun"] = self.rerun
         lines = ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in meta.items())
         (folder / "meta.json").write_text("{\n" + lines + "\n}\n")
 
@@ -125,13 +134,43 @@ def committed(experiment: str, results: Path) -> Tables | None:
     # pandas writes floats as repr and reads them back exactly: the float64 the store gave
     long = pd.read_csv(folder / "nauc.csv")
     return Tables(experiment, meta["task"], long, meta.get("labels"), meta.get("store"),
-                  committed=True, note=meta.get("note", ""))
+                  committed=True, note=meta.get("note", ""), rerun=meta.get("rerun", {}))
 
 
-def load(experiment: str, uris: list[str], metrics: list[str], results: Path) -> Tables | None:
-    """From the first store in ``uris`` that has the experiment, else from the committed files."""
-    for uri in uris:
-        tables = from_store(experiment, uri, metrics)
-        if tables is not None:
-            return tables
-    return committed(experiment, results)
+def overlay(base: Tables, rerun: Tables) -> Tables:
+    """``base`` with the runs of every strategy in ``rerun`` taken from ``rerun`` instead.
+
+    Only ``base``'s metrics are kept (a rerun's extra metric would have no partner runs). When
+    the rerun has every strategy of ``base``, it is the whole experiment and is returned as is.
+
+    Examples
+    --------
+    >>> base = pd.DataFrame({"strategy": ["random", "portfolio"], "seed": 0, "metric": "accuracy",
+    ...                      "nauc": [0.8, 0.7]})
+    >>> new = pd.DataFrame({"strategy": ["portfolio", "portfolio"], "seed": 0,
+    ...                     "metric": ["accuracy", "roc_auc"], "nauc": [0.9, 0.95]})
+    >>> merged = overlay(Tables("x", "classification", base, None, "old", True),
+    ...                  Tables("x", "classification", new, None, "new", False))
+    >>> merged.nauc("accuracy").to_dict(), merged.metrics, merged.rerun
+    ({'portfolio': {0: 0.9}, 'random': {0: 0.8}}, ['accuracy'], {'portfolio': 'new'})
+    """
+    strategies = set(rerun.long["strategy"])
+    if set(base.long["strategy"]) <= strategies:
+        return rerun
+    kept = base.long[~base.long["strategy"].isin(strategies)]
+    new = rerun.long[rerun.long["metric"].isin(base.metrics)]
+    return replace(base, long=pd.concat([kept, new], ignore_index=True),
+                   rerun=base.rerun | {s: rerun.store for s in sorted(strategies)})
+
+
+def load(experiment: str, uris: list[str], metrics: list[str], results: Path,
+         reruns: list[str] = ()) -> Tables | None:
+    """From the first store in ``uris`` that has the experiment, else from the committed files;
+    then the strategies of each store in ``reruns`` that has it put in place (:func:`overlay`)."""
+    tables = next((t for uri in uris if (t := from_store(experiment, uri, metrics)) is not None),
+                  None) or committed(experiment, results)
+    for uri in reruns:
+        new = from_store(experiment, uri, metrics)
+        if new is not None:
+            tables = new if tables is None else overlay(tables, new)
+    return tables
