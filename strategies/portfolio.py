@@ -1,44 +1,47 @@
-"""``portfolio``: choose among strategies online, crediting each by what its labels are worth.
+"""``portfolio``: choose among strategies online, crediting each by what its next batch would add.
 
-Each round, every arm's share of the batch is decided by what the items it chose in the round
-before add to the model, measured on the validation split:
+Each round, before any label is spent, every arm is tried on the validation split, whose labels
+are known:
 
-1. **Credit (forward, on validation data).** Let B_a be the items arm a asked last round and
-   L the labels before that round. A clone of the model is fitted on L, and one on L ∪ B_a for
-   every arm; the arm's gain is g_a = (L_val(L) − L_val(L ∪ B_a)) / |B_a|, the validation loss
-   (log-loss, or squared error for regression) each of its new labels saves. The round's gains
-   become rewards in [0, 1] by min–max over the arms (best 1, worst 0), so every round counts
-   the same however small the gains have become. Rewards are discounted: the running sums are
-   multiplied by δ (``discount``, 0.5) before the round's reward is added, so the leader follows
-   what the arms are worth now.
+1. **Credit (a rehearsal on validation data).** The validation items are split at random into
+   a rehearsal pool S and an evaluation set E (halves). Every arm picks m items from S with
+   its own scores and batch rule, as it would from the pool (m = min(batch size, |S| / 4), so
+   the choice matters); a clone of the model is fitted on the labels so far, L, and one on
+   L ∪ picks_a for every arm; the arm's gain is g_a = (L_E(L) − L_E(L ∪ picks_a)) / m, the
+   loss on E (log-loss, or squared error for regression) each of its picks saves. The round's
+   gains become rewards in [0, 1] by min–max over the arms (best 1, worst 0), so every round
+   counts the same however small the gains have become; the running sums are multiplied by δ
+   (``discount``, 0.5) before each round's reward is added, so the leader follows what the
+   arms are worth now.
 2. **Choice (follow the leader).** The leader is the arm with the highest discounted mean
    reward; the batch's slots go to arm a with probability p_a = (1 − γ)·[a leads] + γ / K
-   (ties share the lead), after one slot for every arm (while slots last), so every arm has a
-   gain to measure next round.
-3. **Batch.** Arm a contributes its first n_a picks (its own scores and batch rule) that no
-   earlier arm took; arms are asked in the order leader first.
+   (ties share the lead).
+3. **Batch.** Arm a contributes its first n_a picks from the pool that no earlier arm took;
+   arms are asked in the order leader first.
 
-Why forward credit and not leave-items-out (leaving m of *all* of an arm's earlier items out of
-the current fit, which this module held until now): measured on digits, seeds 0–5
-(``experiments/benchmarks/portfolio_leaders.py``), leave-items-out ranked random first in 47 %
-of rounds though margin beats random on every seed, and the portfolio's mean accuracy over the
-rounds was 0.8277 against margin's 0.8620 alone. Items asked early are worth most whoever asked
-them, and a leave-out of old items measures what they are worth to a model that has since
-learned the same thing from others. The forward credit measures each arm's newest items on the
-labels they were added to, as the arm's next batch will be: 0.8502 on the same seeds, margin
-first in 62 % of rounds. Before that the module held ALBL's design (Exp3 rewarded by the
-importance-weighted accuracy on the asked items, Hsu & Lin 2015): that reward was 1.0 in all 14
-rounds on breast cancer and Exp3, seeing one arm per round, stayed near uniform.
-Every arm is scored against the *same* base fit, which removes the level all arms share, and the
-feedback is full-information (every arm is measured every round). The price: 1 + K refits per
-round, one slot per arm per round, and a validation split.
+Why a rehearsal: every arm is measured every round on the same base fit (full information, and
+the level all arms share cancels), and measuring costs no labels, so the budget goes to the
+leader, not to the arms that are losing. Two designs held this module before, both measured on
+the benchmark sets (experiments/RESULTS.md, 20 seeds):
 
-The state across rounds (the arm and round that asked each item, keyed by a hash of its
-features, and each arm's discounted reward sum and count) is the strategy's
-:class:`~strategies.base.StrategyMemory`: the loop saves it in the label store after each
-round's scores, so ``alloop run --resume`` and ``query``/``teach`` after a kill continue as an
-uninterrupted run. Randomness comes from the round's ``rng``, which the loop keys by
-(seed, round).
+* leave-items-out of each arm's earlier *pool* items from the current fit: on digits it ranked
+  random first in 47 % of rounds, though margin beats random on every seed, because items asked
+  early are worth most whoever asked them (nAUC 0.8291 against margin's 0.8646, p = 0.0005);
+* forward credit of each arm's last-round pool items, one slot per arm per round: better on
+  digits (0.8445) but still worse than margin (0.8659, p = 2e-5), and worse on breast cancer
+  (0.9600 against 0.9630, p = 0.012), since a third to two fifths of every batch went to arms
+  that were not leading.
+
+(ALBL's Exp3 on the importance-weighted accuracy of the asked items, Hsu & Lin 2015, came
+first: that reward was 1.0 in all 14 rounds on breast cancer.) The price: 1 + K refits and K
+scorings of |S| items per round, and a validation split. Arms that use the validation data
+themselves (``ssi``, ``influence``) see all of it in the rehearsal too.
+
+The state across rounds (each arm's discounted reward sum and count, the rewards of every
+round) is the strategy's :class:`~strategies.base.StrategyMemory`: the loop saves it in the
+label store after each round's scores, so ``alloop run --resume`` and ``query``/``teach`` after
+a kill continue as an uninterrupted run. Randomness comes from the round's ``rng``, which the
+loop keys by (seed, round).
 
 In a config: ``strategy: {name: portfolio, params: {arms: [margin, coreset, sld], gamma: 0.1}}``;
 the loop builds a fresh :class:`Portfolio` per run (:attr:`Strategy.fresh`).
@@ -46,7 +49,6 @@ the loop builds a fresh :class:`Portfolio` per run (:attr:`Strategy.fresh`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -98,23 +100,6 @@ def minmax_rewards(gains: np.ndarray) -> np.ndarray:
     return np.where(ok, (gains - low) / (high - low), np.nan)
 
 
-def allocate(p: np.ndarray, k: int, rng: np.random.Generator, first: Sequence[int] = ()) -> np.ndarray:
-    """Slots per arm for a batch of ``k``: one each for the arms in ``first`` (in a random order,
-    while slots last), the rest drawn from ``p``.
-
-    Examples
-    --------
-    >>> allocate(np.array([1.0, 0.0]), 5, np.random.default_rng(0), first=[1]).tolist()
-    [4, 1]
-    """
-    counts = np.zeros(p.size, dtype=np.int64)
-    first = list(rng.permutation(np.asarray(first, dtype=np.int64)))[:k]
-    counts[first] += 1
-    if k > len(first):
-        counts += rng.multinomial(k - len(first), p)
-    return counts
-
-
 def validation_loss(model: Any, X_val: Any, y_val: Any, classes: np.ndarray | None) -> float:
     """Mean log-loss (classification, over ``classes``) or mean squared error of a fitted model."""
     from strategies.committee import aligned_proba
@@ -163,7 +148,7 @@ def forward_gains(
     for j, (X_a, y_a) in enumerate(additions):
         if len(y_a) == 0:
             continue
-        added = fit_clone(model, np.concatenate([X_base, X_a]), np.concatenate([y_base, y_a]), classes)
+        added = fit_clone(model, _stack(X_base, X_a), np.concatenate([y_base, y_a]), classes)
         gains[j] = (base - validation_loss(added, X_val, y_val, classes)) / len(y_a)
     return gains
 
@@ -226,7 +211,7 @@ class Portfolio:
         """The portfolio as a strategy: its arms' needs, plus labeled and validation data."""
         needs = tuple(sorted({n for a in self.arms for n in a.needs} | {"labeled", "validation"}))
         names = ", ".join(a.name for a in self.arms)
-        return Strategy("portfolio", f"Follow-the-leader over {names} (forward validation credit).",
+        return Strategy("portfolio", f"Follow-the-leader over {names} (credit rehearsed on validation data).",
                         self.score, needs, report=self.report, memory=self)
 
     def report(self) -> dict[str, float]:
@@ -239,53 +224,56 @@ class Portfolio:
         Examples
         --------
         >>> sorted(Portfolio(["margin", "random"]).state())
-        ['arms', 'asked', 'credit', 'report', 'reward_count', 'reward_sum', 'rewards', 'round']
+        ['arms', 'credit', 'report', 'reward_count', 'reward_sum', 'rewards']
         """
-        return {"arms": [a.name for a in self.arms], "credit": "forward", "round": self._round,
-                "asked": [[k, a, r] for k, a, r in self._asked],
+        return {"arms": [a.name for a in self.arms], "credit": "rehearsal",
                 "reward_sum": self.reward_sum.tolist(), "reward_count": self.reward_count.tolist(),
                 "report": dict(self._report), "rewards": [list(r) for r in self.rewards]}
 
     def restore(self, state: dict[str, Any] | None) -> None:
-        """Continue from a :meth:`state` (None: nothing asked, no rewards)."""
+        """Continue from a :meth:`state` (None: no rewards yet)."""
         k = len(self.arms)
         if state is None:
-            self._round = 0  # scores computed so far
-            self._asked: list[tuple[str, int, int]] = []  # (feature hash, arm, round asked)
             self.reward_sum, self.reward_count = np.zeros(k), np.zeros(k)
             self._report: dict[str, float] = {}
             self.rewards: list[list[float | None]] = []  # per round, per arm (None: no estimate)
             return
         names = [a.name for a in self.arms]
-        if state.get("arms") != names or state.get("credit") != "forward":
+        if state.get("arms") != names or state.get("credit") != "rehearsal":
             raise ValueError(
                 f"the stored portfolio state is over arms {state.get('arms')} (or from an older "
                 f"portfolio), this portfolio's arms are {names}: resume with the arms and the "
                 "alloop version the run started with, or start over (--fresh)"
             )
-        self._round = int(state["round"])
-        self._asked = [(str(key), int(arm), int(r)) for key, arm, r in state["asked"]]
         self.reward_sum = np.asarray(state["reward_sum"], dtype=np.float64)
         self.reward_count = np.asarray(state["reward_count"], dtype=np.float64)
         self._report = {key: float(v) for key, v in state["report"].items()}
         self.rewards = [list(r) for r in state["rewards"]]
 
-    def _credit(self, model: Any, context: Mapping[str, Any]) -> None:
-        X_val, y_val = context.get("X_val"), context.get("y_val")
-        last = self._round - 1
-        if X_val is None or context.get("X_labeled") is None or last < 0:
+    def _picks(self, arm: int, model: Any, X: Any, k: int, context: Mapping[str, Any],
+               rng: np.random.Generator, taken: Sequence[int] = ()) -> list[int]:
+        """Arm ``arm``'s first ``k`` picks from the rows of ``X`` that are not in ``taken``."""
+        from alloop.engine.select import select_batch
+
+        a = self.arms[arm]
+        want = min(X.shape[0], k + len(taken))
+        scores = a.score(model, X, **{**context, "n_instances": want}, **self.params[a.name])
+        batch = select_batch(scores, want, a.batch, X_pool=X, X_labeled=context.get("X_labeled"), rng=rng)
+        skip = set(taken)
+        return [int(i) for i in batch if int(i) not in skip][:k]
+
+    def _credit(self, model: Any, context: Mapping[str, Any], k: int, rng: np.random.Generator) -> None:
+        X_val, y_val, X_l = context.get("X_val"), context.get("y_val"), context.get("X_labeled")
+        if X_val is None or X_l is None or len(y_val) < 4:
             return
-        X_l = np.asarray(context["X_labeled"], dtype=np.float64)
-        y_l = np.asarray(context["y_labeled"])
-        row = {_key(x): i for i, x in enumerate(X_l)}
-        new = [[] for _ in self.arms]  # rows labeled from last round's asks, per arm
-        for key, arm, r in self._asked:
-            if r == last and key in row:
-                new[arm].append(row[key])
-        base = np.ones(X_l.shape[0], dtype=bool)
-        base[[i for rows in new for i in rows]] = False
-        additions = [(X_l[rows], y_l[rows]) for rows in (sorted(set(g)) for g in new)]
-        gains = forward_gains(model, X_l[base], y_l[base], X_val, y_val, additions)
+        y_val, y_l = np.asarray(y_val), np.asarray(context["y_labeled"])
+        order = rng.permutation(len(y_val))
+        rehearse, evaluate = order[: len(order) // 2], order[len(order) // 2:]
+        X_s, y_s = X_val[rehearse], y_val[rehearse]
+        m = max(1, min(k, len(rehearse) // 4))
+        picks = [self._picks(arm, model, X_s, m, context, rng) for arm in range(len(self.arms))]
+        gains = forward_gains(model, X_l, y_l, X_val[evaluate], y_val[evaluate],
+                              [(X_s[rows], y_s[rows]) for rows in picks])
         rewards = minmax_rewards(gains)
         if np.isfinite(rewards).any():
             ok = np.isfinite(rewards)
@@ -297,34 +285,27 @@ class Portfolio:
 
     def score(self, model: Any, X_pool: Any, **context: Any) -> np.ndarray:
         """Credit the arms, split the batch among them, return the combined batch as scores."""
-        from alloop.engine.select import select_batch
-
         rng = context.get("rng") or np.random.default_rng(0)
         n, k = X_pool.shape[0], n_picks(context, X_pool.shape[0])
-        self._credit(model, context)
+        self._credit(model, context, k, rng)
         p = leader_probabilities(self.reward_sum, self.reward_count, self.gamma)
-        counts = allocate(p, k, rng, first=range(len(self.arms)))
-        X_dense = np.asarray(X_pool, dtype=np.float64)
+        counts = rng.multinomial(k, p)
         taken: list[int] = []
         for arm in np.argsort(-p, kind="stable"):  # the leader first
-            if counts[arm] == 0:
-                continue
-            a = self.arms[arm]
-            scores = a.score(model, X_pool, **context, **self.params[a.name])
-            batch = select_batch(scores, k, a.batch, X_pool=X_pool,
-                                 X_labeled=context.get("X_labeled"), rng=rng)
-            picks = [int(i) for i in batch if int(i) not in taken][: counts[arm]]
-            taken += picks
-            self._asked += [(_key(X_dense[i]), int(arm), self._round) for i in picks]
-        self._round += 1
+            if counts[arm]:
+                taken += self._picks(int(arm), model, X_pool, int(counts[arm]), context, rng, taken)
         self._report = {"portfolio_arm": float(np.argmax(p)),
                         **{f"portfolio_p_{a.name}": float(pa) for a, pa in zip(self.arms, p, strict=True)}}
         return order_scores(taken, n)
 
 
-def _key(row: np.ndarray) -> str:
-    """An asked item's name in the state: a hash of its float64 features (the scorer sees no ids)."""
-    return hashlib.sha1(np.ascontiguousarray(row, dtype=np.float64).tobytes()).hexdigest()
+def _stack(X_base: Any, X_more: Any) -> Any:
+    """Rows of ``X_base`` then ``X_more`` (dense or scipy sparse)."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X_base) or sp.issparse(X_more):
+        return sp.vstack([X_base, X_more], format="csr")
+    return np.concatenate([np.asarray(X_base), np.asarray(X_more)])
 
 
 class PortfolioOptions(StrategyOptions):
@@ -361,7 +342,7 @@ def _built_by_the_loop(model: Any, X_pool: Any, **_: Any) -> np.ndarray:
 
 register(Strategy(
     "portfolio",
-    "Follow-the-leader over other strategies, crediting each by what its last labels add on validation data.",
+    "Follow-the-leader over other strategies, crediting each by a rehearsal on validation data.",
     _built_by_the_loop,
     needs=("labeled", "validation"),
     options=PortfolioOptions,

@@ -1,5 +1,5 @@
-"""The portfolio: follow-the-leader on synthetic full-information problems, the forward gain
-against explicit refits, the slot allocation, and the loop logging."""
+"""The portfolio: follow-the-leader on synthetic full-information problems, the forward gain and
+the rehearsal's rewards against explicit refits, and the loop logging."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from alloop.models import LinearGLM, SoftmaxGLM
 from oracles import SimulatedOracle
 from strategies.portfolio import (
     Portfolio,
-    allocate,
-    leader_probabilities,
     forward_gains,
+    leader_probabilities,
     minmax_rewards,
     validation_loss,
 )
@@ -55,14 +54,6 @@ def test_leader_probabilities_share_ties_and_ignore_unrewarded_arms():
 def test_minmax_rewards_need_two_estimates():
     assert np.isnan(minmax_rewards(np.array([0.3, np.nan]))).all()
     np.testing.assert_allclose(minmax_rewards(np.array([0.2, 0.2])), [0.5, 0.5])
-
-
-def test_allocate_gives_arms_without_items_a_slot_first_and_fills_the_batch():
-    rng = np.random.default_rng(0)
-    for k in range(1, 8):
-        counts = allocate(np.array([1.0, 0.0, 0.0]), k, rng, first=[1, 2])
-        assert counts.sum() == k
-        assert counts[1:].sum() == min(k, 2)
 
 
 def _toy_regression(n=60, seed=0):
@@ -112,6 +103,41 @@ def test_forward_gains_of_a_classifier_use_the_log_loss_over_every_class():
     assert np.isnan(forward_gains(SoftmaxGLM(s=0.0), X[:5], y[:5], X, y, [(X[added], y[added])])).all()
 
 
+def test_the_rehearsal_rewards_each_arm_by_explicit_refits_on_its_picks_from_half_the_validation_set():
+    import strategies
+    from alloop.engine.select import select_batch
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    labeled = np.r_[0:3, 50:53, 100:103]
+    X_val, y_val = X[1::2], y[1::2]
+    model = SoftmaxGLM(s=0.0).fit(X[labeled], y[labeled], classes=[0, 1, 2])
+    arms = ["margin", "entropy", "coreset"]  # deterministic picks, so the test can repeat them
+    portfolio = Portfolio(arms)
+    context = {"X_val": X_val, "y_val": y_val, "X_labeled": X[labeled], "y_labeled": y[labeled]}
+    portfolio.score(model, X[::3], **context, n_instances=5, rng=np.random.default_rng(7))
+
+    order = np.random.default_rng(7).permutation(len(y_val))  # the rehearsal's first draw
+    S, E = order[: len(order) // 2], order[len(order) // 2:]
+    m = min(5, len(S) // 4)
+    classes = np.array([0, 1, 2])
+
+    def loss(rows_X, rows_y):
+        fitted = SoftmaxGLM(s=0.0).fit(rows_X, rows_y, classes=classes)
+        return validation_loss(fitted, X_val[E], y_val[E], classes)
+
+    base = loss(X[labeled], y[labeled])
+    gains = []
+    for name in arms:
+        arm = strategies.get(name)
+        scores = arm.score(model, X_val[S], **context, n_instances=m)
+        picks = S[select_batch(scores, m, arm.batch, X_pool=X_val[S], X_labeled=X[labeled])]
+        gains.append((base - loss(np.r_[X[labeled], X_val[picks]], np.r_[y[labeled], y_val[picks]])) / m)
+    gains = np.asarray(gains)
+    expected = (gains - gains.min()) / (gains.max() - gains.min())
+    np.testing.assert_allclose(portfolio.rewards[0], expected, rtol=1e-9, atol=1e-12)
+
+
 def test_validation_loss_is_the_log_loss_over_the_full_class_set():
     X, y = load_iris(return_X_y=True)
     model = SoftmaxGLM(s=0.0).fit(X, y)
@@ -146,12 +172,10 @@ def test_the_portfolio_runs_in_the_loop_logs_arms_and_credits_them():
     np.testing.assert_allclose(probs.sum(1), 1.0)
     assert set(acq["portfolio_arm"]) <= {0.0, 1.0, 2.0}
     assert curve["labels"].tolist() == [9, 13, 17, 21, 25, 29, 33]
-    # every round gives every arm a slot; every round after the first credits all three
-    assert len(portfolio.rewards) == 5
+    # every acquisition round rehearses all three arms, so every round has a leader
+    assert len(portfolio.rewards) == 6
     assert all(r is not None and 0.0 <= r <= 1.0 for row in portfolio.rewards for r in row)
-    np.testing.assert_allclose(probs[0], 1 / 3)
-    assert not np.allclose(probs[-1], probs[0])  # a leader emerged
-    assert np.isclose(probs[1:].max(1), 0.7 + 0.1).all()  # (1 − γ) to the leader, γ/K to each
+    assert np.isclose(probs.max(1), 0.7 + 0.1).all()  # (1 − γ) to the leader, γ/K to each
 
 
 def test_portfolio_arguments_are_checked():

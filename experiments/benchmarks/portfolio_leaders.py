@@ -13,13 +13,16 @@ then the share of rounds each arm led. This is a diagnosis of the credit, not a 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from alloop.config.loader import parse_config, read_yaml
-from alloop.experiment import build_loop
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's code, not an installed one
+from alloop.config.loader import parse_config, read_yaml  # noqa: E402
+from alloop.experiment import build_loop  # noqa: E402
 
 
 def run(raw: dict, seed: int, name: str, params: dict, folder: Path):
@@ -36,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-arms", action="store_true", help="run only the portfolio")
+    parser.add_argument("--params", default="{}", help="portfolio options as JSON, e.g. '{\"discount\": 1}'")
     args = parser.parse_args()
     raw = read_yaml(args.config)
     raw.pop("compare", None)
@@ -45,11 +50,11 @@ def main() -> None:
     means: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            for arm in arms:
+            for arm in [] if args.no_arms else arms:
                 curve, _ = run(raw, seed, arm, {}, Path(tmp))
                 means.setdefault(arm, []).append(float(curve[metric].mean()))
                 print(f"seed {seed} {arm:>9s}: mean {metric} {means[arm][-1]:.4f}", flush=True)
-            curve, memory = run(raw, seed, "portfolio", {"arms": arms}, Path(tmp))
+            curve, memory = run(raw, seed, "portfolio", {"arms": arms, **json.loads(args.params)}, Path(tmp))
             means.setdefault("portfolio", []).append(float(curve[metric].mean()))
             leaders = [int(np.nanargmax([np.nan if r is None else r for r in rs])) for rs in memory.rewards]
             np.add.at(led, leaders, 1)
