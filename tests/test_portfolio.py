@@ -1,5 +1,5 @@
-"""The portfolio: follow-the-leader on synthetic full-information problems, the forward gain and
-the rehearsal's rewards against explicit refits, and the loop logging."""
+"""The portfolio: follow-the-leader on synthetic full-information problems, the leave-items-out
+gain against explicit refits, the slot allocation, and the loop logging."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ from alloop.models import LinearGLM, SoftmaxGLM
 from oracles import SimulatedOracle
 from strategies.portfolio import (
     Portfolio,
-    forward_gains,
+    allocate,
     leader_probabilities,
+    leave_out_gains,
     minmax_rewards,
     validation_loss,
 )
 
 
 def _play(means, noise, rounds, gamma, seed):
-    """Every arm's gain is observed each round (as the forward credit does)."""
+    """Every arm's gain is observed each round (as the leave-items-out credit does)."""
     rng = np.random.default_rng(seed)
     total, count = np.zeros(len(means)), np.zeros(len(means), dtype=np.int64)
     shares = []
@@ -56,6 +57,14 @@ def test_minmax_rewards_need_two_estimates():
     np.testing.assert_allclose(minmax_rewards(np.array([0.2, 0.2])), [0.5, 0.5])
 
 
+def test_allocate_gives_arms_without_items_a_slot_first_and_fills_the_batch():
+    rng = np.random.default_rng(0)
+    for k in range(1, 8):
+        counts = allocate(np.array([1.0, 0.0, 0.0]), k, rng, first=[1, 2])
+        assert counts.sum() == k
+        assert counts[1:].sum() == min(k, 2)
+
+
 def _toy_regression(n=60, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, 3))
@@ -63,79 +72,26 @@ def _toy_regression(n=60, seed=0):
     return X, y
 
 
-def test_forward_gains_equal_explicit_refits_and_find_mislabeled_items():
+def test_leave_out_gains_equal_explicit_refits_and_find_mislabeled_items():
     X, y = _toy_regression()
     X_val, y_val = _toy_regression(40, seed=1)
     y = y.copy()
-    y[30:40] += 8.0  # addition 0: corrupted labels, adding them hurts
-    y[:6] += np.random.default_rng(2).standard_normal(6)  # a noisy base: clean labels help
+    y[:10] += 8.0  # group 0: corrupted labels, removing them helps
     model = LinearGLM(s=0.0).fit(X, y)
-    base = np.arange(6)
-    additions = [np.arange(30, 40), np.arange(40, 46), np.array([], dtype=np.int64)]
-    gains = forward_gains(model, X[base], y[base], X_val, y_val,
-                          [(X[rows], y[rows]) for rows in additions])
-
-    def mse(rows):  # a fit from scratch on exactly these rows
-        fitted = LinearGLM(s=0.0).fit(X[rows], y[rows])
+    groups = [np.arange(0, 10), np.arange(10, 20), np.array([], dtype=np.int64)]
+    gains = leave_out_gains(model, X, y, X_val, y_val, groups, size=10,
+                            rng=np.random.default_rng(0), draws=1)
+    # size ≥ each group: the whole group is left out, so the gain is fixed; recompute it by hand
+    def mse(keep):
+        fitted = LinearGLM(s=0.0).fit(X[keep], y[keep])
         return np.mean((fitted.predict(X_val) - y_val) ** 2)
-
+    everything = np.ones(len(y), dtype=bool)
     for j in (0, 1):
-        expected = (mse(base) - mse(np.concatenate([base, additions[j]]))) / additions[j].size
-        assert gains[j] == pytest.approx(expected, rel=1e-9)
+        keep = everything.copy()
+        keep[groups[j]] = False
+        assert gains[j] == pytest.approx((mse(keep) - mse(everything)) / 10, rel=1e-9)
     assert gains[0] < 0 < gains[1]
     assert np.isnan(gains[2])
-
-
-def test_forward_gains_of_a_classifier_use_the_log_loss_over_every_class():
-    X, y = load_iris(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    base = np.r_[0:5, 50:55]  # classes 0 and 1 only: the addition brings class 2
-    added = np.r_[100:106]
-    gains = forward_gains(SoftmaxGLM(s=0.0), X[base], y[base], X[::3], y[::3], [(X[added], y[added])])
-    classes = np.array([0, 1, 2])
-    before = SoftmaxGLM(s=0.0).fit(X[base], y[base], classes=classes)
-    after = SoftmaxGLM(s=0.0).fit(X[np.r_[base, added]], y[np.r_[base, added]], classes=classes)
-    expected = (validation_loss(before, X[::3], y[::3], classes)
-                - validation_loss(after, X[::3], y[::3], classes)) / added.size
-    assert gains[0] == pytest.approx(expected, rel=1e-9)
-    assert gains[0] > 0
-    # a base of one class gives no estimate
-    assert np.isnan(forward_gains(SoftmaxGLM(s=0.0), X[:5], y[:5], X, y, [(X[added], y[added])])).all()
-
-
-def test_the_rehearsal_rewards_each_arm_by_explicit_refits_on_its_picks_from_half_the_validation_set():
-    import strategies
-    from alloop.engine.select import select_batch
-
-    X, y = load_iris(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    labeled = np.r_[0:3, 50:53, 100:103]
-    X_val, y_val = X[1::2], y[1::2]
-    model = SoftmaxGLM(s=0.0).fit(X[labeled], y[labeled], classes=[0, 1, 2])
-    arms = ["margin", "entropy", "coreset"]  # deterministic picks, so the test can repeat them
-    portfolio = Portfolio(arms)
-    context = {"X_val": X_val, "y_val": y_val, "X_labeled": X[labeled], "y_labeled": y[labeled]}
-    portfolio.score(model, X[::3], **context, n_instances=5, rng=np.random.default_rng(7))
-
-    order = np.random.default_rng(7).permutation(len(y_val))  # the rehearsal's first draw
-    S, E = order[: len(order) // 2], order[len(order) // 2:]
-    m = min(5, len(S) // 4)
-    classes = np.array([0, 1, 2])
-
-    def loss(rows_X, rows_y):
-        fitted = SoftmaxGLM(s=0.0).fit(rows_X, rows_y, classes=classes)
-        return validation_loss(fitted, X_val[E], y_val[E], classes)
-
-    base = loss(X[labeled], y[labeled])
-    gains = []
-    for name in arms:
-        arm = strategies.get(name)
-        scores = arm.score(model, X_val[S], **context, n_instances=m)
-        picks = S[select_batch(scores, m, arm.batch, X_pool=X_val[S], X_labeled=X[labeled])]
-        gains.append((base - loss(np.r_[X[labeled], X_val[picks]], np.r_[y[labeled], y_val[picks]])) / m)
-    gains = np.asarray(gains)
-    expected = (gains - gains.min()) / (gains.max() - gains.min())
-    np.testing.assert_allclose(portfolio.rewards[0], expected, rtol=1e-9, atol=1e-12)
 
 
 def test_validation_loss_is_the_log_loss_over_the_full_class_set():
@@ -172,10 +128,12 @@ def test_the_portfolio_runs_in_the_loop_logs_arms_and_credits_them():
     np.testing.assert_allclose(probs.sum(1), 1.0)
     assert set(acq["portfolio_arm"]) <= {0.0, 1.0, 2.0}
     assert curve["labels"].tolist() == [9, 13, 17, 21, 25, 29, 33]
-    # every acquisition round rehearses all three arms, so every round has a leader
-    assert len(portfolio.rewards) == 6
+    # round 1 splits the batch (every arm gets a slot); every later round credits all three
+    assert len(portfolio.rewards) == 5
     assert all(r is not None and 0.0 <= r <= 1.0 for row in portfolio.rewards for r in row)
-    assert np.isclose(probs.max(1), 0.7 + 0.1).all()  # (1 − γ) to the leader, γ/K to each
+    np.testing.assert_allclose(probs[0], 1 / 3)
+    assert not np.allclose(probs[-1], probs[0])  # a leader emerged
+    assert np.isclose(probs[1:].max(1), 0.7 + 0.1).all()  # (1 − γ) to the leader, γ/K to each
 
 
 def test_portfolio_arguments_are_checked():
@@ -185,8 +143,6 @@ def test_portfolio_arguments_are_checked():
         Portfolio(["margin", "margin"])
     with pytest.raises(ValueError, match="not arms"):
         Portfolio(["margin"], params={"sld": {}})
-    with pytest.raises(ValueError, match="discount must be in"):
-        Portfolio(["margin", "random"], discount=1.5)
 
 
 def test_the_arm_and_its_probabilities_reach_mlflow_every_round(tmp_path):

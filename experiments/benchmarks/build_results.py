@@ -207,7 +207,7 @@ def six_sets(build: Build, parts: list[str], full_tables: bool = True, reuse: bo
                   "at 8 seeds) are kept, with their files under `results/8-seeds/`.", ""]
         parts += [(results / "8-seeds" / e / "section.md").read_text() for e in kept]
     parts += ["## Portfolio against its best arm", "",
-              "The portfolio (follow-the-leader with forward validation credit, "
+              "The portfolio (follow-the-leader with leave-items-out validation credit, "
               "strategies/portfolio.py, over margin, core-set and random on classification; core-set, "
               "EGL and random on regression) against whichever of its arms has the best mean nAUC on "
               "that set and metric, chosen after the fact (which favours the arm). p: two-sided "
