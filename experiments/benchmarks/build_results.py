@@ -9,7 +9,15 @@ Each experiment read from a store is also kept in the repository as a per-seed t
 ``experiments/results/<experiment>/nauc.csv`` (strategy, seed, metric, nauc) with a small
 ``meta.json`` (task, pool size, seeds, the store); an experiment that no given store has is built
 from those committed files instead, and the page says per experiment where its numbers came
-from. So the page can be rebuilt with the stores gone (``--tracking-uri`` of an empty store).
+from. So the page can be rebuilt with the stores gone (no ``--tracking-uri`` at all).
+
+``--rerun URI``: a store with new runs of some strategies (the portfolio after a change to it,
+``alloop compare CONFIG --only portfolio``); they replace those strategies' runs wherever else
+the experiment's numbers come from, and the page and ``meta.json`` say which came from where.
+
+This file is past 400 lines because it is the generator of one page: each part of the page (the
+six sets, the portfolio against its best arm, the Lu et al. protocol, the wall times) is one
+function here; the per-seed tables and where they come from are in ``nauc_tables.py``.
 
 For each benchmark experiment found in the tracking store it writes ``alloop report`` files per
 metric into ``experiments/results/<experiment>/<metric>/`` (reused as committed for the others)
