@@ -64,6 +64,31 @@ def test_a_sqlite_store_is_not_removed_under_its_writer(tmp_path):
     assert not path.exists() and not Path(f"{path}.lock").exists()
 
 
+def test_a_refusal_never_names_a_dead_holder_while_the_new_one_records_itself(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    path = tmp_path / "s.sqlite"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID of this host that no longer exists
+    write_record(str(path), host=__import__("socket").gethostname(), pid=dead.pid, heartbeat=time.time())
+    lock = FileLock(f"{path}.lock", timeout=0, thread_local=False)
+    lock.acquire()  # the new holder has the OS lock and has not written its record yet
+    monkeypatch.setattr(lease_module, "SETTLE", 0.2)
+    store = open_store(path)
+    try:
+        with pytest.raises(StoreLeaseError) as info:
+            store.take_lease()
+        assert f"PID {dead.pid}" not in str(info.value)
+        assert "has not recorded itself yet" in str(info.value)
+        # once the holder's record is there, the refusal names it
+        write_record(str(path), host="elsewhere", pid=4242, heartbeat=time.time())
+        with pytest.raises(StoreLeaseError, match="PID 4242 on elsewhere"):
+            store.take_lease()
+    finally:
+        store.close()
+        lock.release()
+
+
 def write_record(url: str, **record) -> None:
     store = open_store(url)
     store.set_meta("writer", {"holder": "x", "since": time.time(), "run_id": None, **record})

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 HEARTBEAT = 5.0
 #: a PostgreSQL lease not renewed for this long is dead
 EXPIRES = 30.0
+#: seconds a refused SQLite taker waits for the lock's new holder to record itself
+SETTLE = 2.0
 
 _KEY = "writer"
 _PG_LOCK = "SELECT pg_advisory_xact_lock('meta'::regclass::oid::bigint)"
@@ -142,13 +144,28 @@ class WriterLease:
             try:
                 lock.acquire()
             except Timeout:
-                raise self._refusal(self.store.get_meta(_KEY)) from None
+                raise self._refusal(self._sqlite_holder()) from None
             self._file_lock = lock
         try:
             self.store.set_meta(_KEY, self._record(time.time()))
         except BaseException:
             self._release_file()
             raise
+
+    def _sqlite_holder(self) -> dict[str, Any] | None:
+        """The record of whoever holds the OS lock. A record naming a process of this host that
+        no longer exists is a dead holder's: the new one took the lock and has not recorded
+        itself yet (two takers racing for a dead holder's store), so wait a moment for it."""
+        deadline = time.monotonic() + SETTLE
+        while True:
+            record = self.store.get_meta(_KEY)
+            stale = bool(record) and record.get("host") == socket.gethostname() and not _alive(
+                int(record.get("pid", -1)))
+            if not stale:
+                return record
+            if time.monotonic() > deadline:
+                return None  # named as "another process (it has not recorded itself yet)"
+            time.sleep(0.05)
 
     def _acquire_postgresql(self) -> None:
         now = time.time()
