@@ -252,3 +252,24 @@ def test_label_studio_accepts_each_interface_and_its_tasks(server, token_env, ki
     (answer,) = oracle.request([query])
     assert answer.label == (2.5 if task == "regression" else 1)
     assert answer.annotator == server.email
+
+
+def test_an_account_whose_password_begins_with_a_dash_is_created(tmp_path):
+    """A generated password may begin with "-" (1 in 64 for token_urlsafe); Label Studio's
+    command line must still take it as the password, not as an option (it exited 2)."""
+    import subprocess
+
+    from oracles.label_studio.server import _account, _environment
+
+    executable = find_label_studio(ELSEWHERE)
+    if executable is None:
+        pytest.skip(f"no Label Studio server installed: run scripts/system_deps.sh ({VENV})")
+    data = tmp_path / "data"
+    data.mkdir()
+    done = subprocess.run(
+        [str(executable), "init", "--quiet", "--data-dir", str(data),
+         *_account("dash@example.com", "-nyVpjRTUqxTAZYi", "b" * 40)],
+        env=_environment(executable, data), capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -151,7 +151,9 @@ def _environment(executable: str | Path, data: Path) -> dict[str, str]:
 
 
 def _account(email: str, password: str, token: str) -> list[str]:
-    return ["--username", email, "--password", password, "--user-token", token,
+    # "--opt=value": a generated password may begin with "-" (token_urlsafe's alphabet has it),
+    # which Label Studio's argparse would take for an option and exit 2
+    return [f"--username={email}", f"--password={password}", f"--user-token={token}",
             "--enable-legacy-api-token"]
 
 
