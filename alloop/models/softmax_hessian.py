@@ -134,3 +134,32 @@ def _pair_products(
                 multiply(Xt[a:, r0:r1], Xt[a, r0:r1], out=Z[starts[a] - lo : starts[a + 1] - lo])
             G[lo:hi] += Z @ W[r0:r1]
     return torch.from_numpy(G) if isinstance(G, np.ndarray) else G
+
+
+def softmax_hessian_matmat(Xd: torch.Tensor, prob: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """(Σ_i (x̃_i x̃_iᵀ) ⊗ Λ_i) V for one vector (p,) or several (p, m), never forming the Hessian.
+
+    With V̇ = X̃V (each column of V seen as a (d+1, K) matrix), Λ_i v̇_i = p_i ∘ v̇_i −
+    p_i (p_iᵀ v̇_i), and the product is X̃ᵀ of those rows: two (n, d+1)·(d+1, K·m) matrix
+    products and O(n·K·m) elementwise work, ≈ 2·n·(d+1)·K·m multiply-adds.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.tensor([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]], dtype=torch.float64)
+    >>> P = torch.softmax(torch.tensor([[0.1, 0.5, -0.2], [1.0, 0.0, 0.3], [0.0, 0.2, 0.4]],
+    ...                                dtype=torch.float64), dim=1)
+    >>> v = torch.arange(6.0, dtype=torch.float64)
+    >>> H = softmax_loss_hessian(X, P)
+    >>> bool(torch.allclose(softmax_hessian_matmat(X, P, v), H @ v, rtol=1e-14, atol=1e-14))
+    True
+    """
+    n, d1 = Xd.shape
+    k = prob.shape[1]
+    single = V.dim() == 1
+    m = 1 if single else V.shape[1]
+    F = (Xd @ V.reshape(d1, k * m)).view(n, k, m)  # v̇_i for every column
+    PF = prob.unsqueeze(2) * F
+    R = PF - prob.unsqueeze(2) * PF.sum(1, keepdim=True)
+    out = Xd.T @ R.view(n, k * m)
+    return out.view(-1) if single else out.view(d1 * k, m)
