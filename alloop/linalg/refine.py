@@ -40,7 +40,7 @@ def refined_solve(
 
     ``op`` is the exact product with a symmetric positive-definite H in b's precision (one
     vector (p,) or columns (p, m)); ``precondition`` applies an approximate H⁻¹ of any
-    precision (its output is cast back to b's dtype); ``norm_h`` is ‖H‖₂ or an estimate of it
+    precision, always to columns (p, m) (its output is cast back to b's dtype); ``norm_h`` is ‖H‖₂ or an estimate of it
     (:func:`norm_estimate`). The test is on the backward error, as a dense solve's accuracy
     is: a float64 Cholesky solve has ‖b − Hx‖ ≈ 1e-16·‖H‖·‖x‖, which for an ill-conditioned H
     is far above 1e-16·‖b‖, and so is the rounding of the product Hx itself. Every column runs its own CG in the
@@ -56,7 +56,7 @@ def refined_solve(
     >>> A = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
     >>> L = torch.linalg.cholesky(A.float())
     >>> b = torch.tensor([1.0, 2.0], dtype=torch.float64)
-    >>> x, ok = refined_solve(lambda v: A @ v, lambda r: torch.cholesky_solve(r, L), b, 4.62)
+    >>> x, ok = refined_solve(lambda v: A @ v, lambda r: torch.cholesky_solve(r.float(), L), b, 4.62)
     >>> ok, bool((A @ x - b).norm() <= 1e-14 * b.norm())
     (True, True)
     """
