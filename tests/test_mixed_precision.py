@@ -71,6 +71,8 @@ def test_glm_hessian_matmat_and_float32_assembly_equal_autograd(k, fit_intercept
     H32 = model.hessian(theta, X, dtype=torch.float32)
     assert H32.dtype == torch.float32
     assert _relerr(H32.double(), H) <= 1e-6
+    H32_too, product = model.hessian_and_matmat(theta, X, torch.float32)
+    assert torch.equal(H32_too, H32) and _relerr(product(V), H @ V) <= 1e-12
 
 
 @pytest.mark.parametrize("k", [2, 10])

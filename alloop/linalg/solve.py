@@ -47,7 +47,7 @@ class Inverse:
 
     Mixed precision ("exact" only; ``mixed_precision=None``: on for a float64 softmax GLM
     on the CPU with its closed-form Hessian, off otherwise; True: for any float64 model with
-    ``hessian_matmat``; False: never): H is assembled and factored in float32, and each solve
+    ``hessian_and_matmat``; False: never): H is assembled and factored in float32, and each solve
     is conjugate gradients on the exact float64 products H·V (matrix-free) preconditioned by
     that factor, to a float64 relative residual ≤ 1e-14 (:func:`alloop.linalg.refine.refined_solve`),
     as accurate as the float64 factor's solve at about half the cost of building it. If the
@@ -108,7 +108,7 @@ class Inverse:
         model, choice = self.model, self.mixed_precision
         if choice is False or self.method != "exact" or self.fallback is not None:
             return False
-        if not (_closed_form(model) and hasattr(model, "hessian_matmat")):
+        if not (_closed_form(model) and hasattr(model, "hessian_and_matmat")):
             return False
         if model.theta_.dtype != torch.float64:
             return False
@@ -120,7 +120,8 @@ class Inverse:
         """H⁻¹B by refinement (columns (p, m)); None (and ``fallback`` set) when it fails."""
         model, Q, damping = self.model, self.null, self.damping
         if self._refine is None:
-            H32 = hessian(model, dtype=torch.float32)
+            # float32 matrix and float64 products from one pass of the outputs
+            H32, product = model.hessian_and_matmat(model.theta_, model.X_train_, torch.float32)
             if damping:
                 H32.diagonal().add_(damping)
             if Q is not None:
@@ -132,7 +133,6 @@ class Inverse:
             if int(info) != 0:
                 self.fallback = "the float32 Hessian is not numerically positive definite"
                 return None
-            product = model.hessian_matmat(model.theta_, model.X_train_)
 
             def op(V: torch.Tensor) -> torch.Tensor:
                 HV = product(V)

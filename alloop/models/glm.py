@@ -250,26 +250,44 @@ class GLM(DifferentiableModel):
         product then costs two (n, d+1)·(d+1, K·m) matrix products
         (:func:`~alloop.models.softmax_hessian.softmax_hessian_matmat`).
         """
+        return self._hessian_parts(theta, X, s, None)[1]
+
+    def hessian_and_matmat(
+        self, theta: torch.Tensor, X: torch.Tensor, dtype: torch.dtype, s: float | None = None
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """(:meth:`hessian` assembled in ``dtype``, :meth:`hessian_matmat`) from one pass of
+        the outputs: a low-precision matrix to precondition with, and the exact products."""
+        return self._hessian_parts(theta, X, s, dtype)  # type: ignore[return-value]
+
+    def _hessian_parts(self, theta, X, s, dtype):
         lam = float(np.exp(self.s if s is None else s))
         mask = self.penalty_mask()
         f = self.output(theta, X)
         Xd = self.design(X)
+        H = None
         if self.likelihood == "categorical":
             P = torch.softmax(f, dim=1)
+            if dtype is not None:
+                H = softmax_loss_hessian(Xd.to(dtype), P.to(dtype))
 
             def loss_part(V: torch.Tensor) -> torch.Tensor:
                 return softmax_hessian_matmat(Xd, P, V)
 
         else:
             w = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0]
+            if dtype is not None:
+                H = Xd.to(dtype).T @ (w.to(dtype).unsqueeze(1) * Xd.to(dtype))
 
             def loss_part(V: torch.Tensor) -> torch.Tensor:
                 return Xd.T @ (w.unsqueeze(1) * (Xd @ V) if V.dim() == 2 else w * (Xd @ V))
 
+        if H is not None:
+            H.diagonal().add_(lam * mask.to(H.dtype))
+
         def product(V: torch.Tensor) -> torch.Tensor:
             return loss_part(V) + lam * (mask if V.dim() == 1 else mask.unsqueeze(1)) * V
 
-        return product
+        return H, product
 
     # ----------------------------------------------------------------- fitting
     def _fit_params(self, theta0, X, y):

@@ -66,7 +66,12 @@ def softmax_loss_hessian(
     pair[ci, cj] = pair[cj, ci] = np.arange(len(ci))
     edge = -G[:, torch.from_numpy(pair).to(G.device)].sum(2)  # (m, K − 1)
     G = torch.cat([G, edge, -edge.sum(1, keepdim=True)], dim=1)
-    return G.reshape(-1)[_gather_index(d1, k, last).to(G.device)].view(d1 * k, d1 * k)
+    index = _gather_index(d1, k, last)
+    if G.device.type == "cpu" and G.dtype in (torch.float64, torch.float32) and not G.requires_grad:
+        # NumPy's take: ≈ 3× faster than torch's indexing here
+        flat = np.take(G.numpy().reshape(-1), index.numpy())
+        return torch.from_numpy(flat).view(d1 * k, d1 * k)
+    return G.reshape(-1)[index.to(G.device)].view(d1 * k, d1 * k)
 
 
 @functools.lru_cache(maxsize=8)
