@@ -148,6 +148,15 @@ def test_refined_solve_reports_non_convergence_with_a_useless_preconditioner():
     assert not ok
     x, ok = refine.refined_solve(lambda v: A @ v, lambda R: R / A.diagonal().unsqueeze(1), b, 1e12)
     assert ok and _relerr(x, b / A.diagonal()) <= 1e-14
+    # a preconditioner too weak for refinement alone (Jacobi on a coupled matrix): CG takes over
+    rng = np.random.default_rng(0)
+    G = torch.from_numpy(rng.normal(size=(40, 40)))
+    A = G @ G.T + 40 * torch.eye(40, dtype=torch.float64)
+    B = torch.from_numpy(rng.normal(size=(40, 2)))
+    x, ok = refine.refined_solve(
+        lambda V: A @ V, lambda R: R / A.diagonal().unsqueeze(1), B, float(torch.linalg.norm(A, 2))
+    )
+    assert ok and _relerr(x, torch.linalg.solve(A, B)) <= 1e-13
 
 
 def test_float32_models_and_mixed_precision_false_keep_the_dense_path():

@@ -36,17 +36,22 @@ def refined_solve(
     tol: float = REFINE_TOL,
     max_iter: int = REFINE_MAX_ITER,
 ) -> tuple[torch.Tensor, bool]:
-    """(x, converged): x with ‖b − op(x)‖ ≤ tol·(‖H‖·‖x‖ + ‖b‖) per column, by preconditioned CG.
+    """(x, converged): x with ‖b − op(x)‖ ≤ tol·(‖H‖·‖x‖ + ‖b‖) per column.
 
     ``op`` is the exact product with a symmetric positive-definite H in b's precision (one
     vector (p,) or columns (p, m)); ``precondition`` applies an approximate H⁻¹ of any
-    precision, always to columns (p, m) (its output is cast back to b's dtype); ``norm_h`` is ‖H‖₂ or an estimate of it
-    (:func:`norm_estimate`). The test is on the backward error, as a dense solve's accuracy
-    is: a float64 Cholesky solve has ‖b − Hx‖ ≈ 1e-16·‖H‖·‖x‖, which for an ill-conditioned H
-    is far above 1e-16·‖b‖, and so is the rounding of the product Hx itself. Every column runs its own CG in the
-    same iterations. β is the Polak–Ribière (flexible) one, which tolerates a preconditioner
-    that is only nearly linear (a float32 solve). The residual is recomputed from x before
-    CG reports convergence, so ``converged`` is about the true residual, not the recursion's.
+    precision, always to columns (p, m) (its output is cast back to b's dtype); ``norm_h``
+    is ‖H‖₂ or an estimate of it (:func:`norm_estimate`). The test is on the backward error,
+    as a dense solve's accuracy is: a float64 Cholesky solve has ‖b − Hx‖ ≈ 1e-16·‖H‖·‖x‖,
+    which for an ill-conditioned H is far above 1e-16·‖b‖, and so is the rounding of the
+    product Hx itself.
+
+    First iterative refinement, x ← x + M⁻¹(b − Hx), one product per step, each residual the
+    true one; while every step shrinks every residual at least tenfold (a good preconditioner:
+    ≈ κ(H)·1e-7 per step for a float32 factor) it converges in a few steps. Otherwise CG,
+    preconditioned by M, goes on from the best iterate (β of Polak–Ribière, which tolerates a
+    preconditioner that is only nearly linear, a float32 solve); its residual is recomputed
+    from x before it reports convergence, so ``converged`` is about the true residual.
     ``converged`` is False when the budget runs out, the residual stops shrinking, or CG
     meets non-positive curvature; x is then the best iterate and should not be used.
 
@@ -56,7 +61,8 @@ def refined_solve(
     >>> A = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
     >>> L = torch.linalg.cholesky(A.float())
     >>> b = torch.tensor([1.0, 2.0], dtype=torch.float64)
-    >>> x, ok = refined_solve(lambda v: A @ v, lambda r: torch.cholesky_solve(r.float(), L), b, 4.62)
+    >>> M = lambda r: torch.cholesky_solve(r.float(), L)
+    >>> x, ok = refined_solve(lambda v: A @ v, M, b, 4.62)
     >>> ok, bool((A @ x - b).norm() <= 1e-14 * b.norm())
     (True, True)
     """
@@ -67,14 +73,32 @@ def refined_solve(
     def prec(R: torch.Tensor) -> torch.Tensor:
         return precondition(R).to(B.dtype)
 
+    def done(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        return (x[:, 0] if single else x), True
+
     b_norm = B.norm(dim=0)
-    target = tol * b_norm
-    x = torch.zeros_like(B)
-    r = B.clone()
-    norm = best = r.norm(dim=0)
+    # iterative refinement while it contracts fast
+    x, r, norm = torch.zeros_like(B), B, b_norm
+    steps = 0
+    while steps < max_iter:
+        x_new = x + prec(r)
+        r_new = B - apply(x_new)
+        steps += 1
+        norm_new = r_new.norm(dim=0)
+        target = tol * (norm_h * x_new.norm(dim=0) + b_norm)
+        if bool((norm_new <= target).all()):
+            return done(x_new)
+        if not bool(((norm_new <= 0.1 * norm) | (norm_new <= target)).all()):
+            if bool((norm_new < norm).all()):
+                x, r, norm = x_new, r_new, norm_new
+            break  # too slow: CG from the best iterate
+        x, r, norm = x_new, r_new, norm_new
+    # preconditioned CG from x (true residual r)
+    best = norm
     stalled, restart = 0, True
     r_old, rz, p = r, torch.ones_like(b_norm), r  # set by the first iteration (restart)
-    for _ in range(max_iter):
+    while steps < max_iter:
+        target = tol * (norm_h * x.norm(dim=0) + b_norm)
         active = norm > target
         z = prec(r)
         if restart:
@@ -83,6 +107,7 @@ def refined_solve(
             p = z + torch.where(active, (z * (r - r_old)).sum(0) / rz, 0.0) * p
         rz = (r * z).sum(0)
         Ap = apply(p)
+        steps += 1
         curvature = (p * Ap).sum(0)
         if bool((curvature[active] <= 0).any()):
             break  # not positive definite in float64, or the preconditioner lost it
@@ -93,9 +118,10 @@ def refined_solve(
         target = tol * (norm_h * x.norm(dim=0) + b_norm)
         if bool((norm <= target).all()):
             r = B - apply(x)  # the true residual, not the recursion's
+            steps += 1
             norm = r.norm(dim=0)
             if bool((norm <= target).all()):
-                return (x[:, 0] if single else x), True
+                return done(x)
             restart = True  # go on from the true residual
         # progress: every column still above its target at least halved its best residual
         progress = bool(((norm < 0.5 * best) | (norm <= target)).all())
