@@ -22,7 +22,13 @@ class ClosedFormHessian(Protocol):
     @property
     def closed_form(self) -> bool: ...
 
-    def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor: ...
+    def hessian(
+        self,
+        theta: torch.Tensor,
+        X: torch.Tensor,
+        s: float | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor: ...
 
     def loss_hessian_vp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
 
