@@ -22,7 +22,13 @@ class ClosedFormHessian(Protocol):
     @property
     def closed_form(self) -> bool: ...
 
-    def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor: ...
+    def hessian(
+        self,
+        theta: torch.Tensor,
+        X: torch.Tensor,
+        s: float | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor: ...
 
     def loss_hessian_vp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
 
@@ -40,17 +46,21 @@ def hessian(
     X: torch.Tensor | None = None,
     y: torch.Tensor | None = None,
     s: float | None = None,
+    *,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Dense Hessian of F(θ; s) on (X, y) (default: the model's training data at θ*).
 
-    GLMs use their closed form; other models use ``torch.func.hessian``.
+    GLMs use their closed form, summed in ``dtype`` (default: the model's precision; float32
+    for a preconditioner); other models use ``torch.func.hessian``, cast to ``dtype``.
     """
     theta = model.theta_ if theta is None else theta
     X = model.X_train_ if X is None else X
     y = model.y_train_ if y is None else y
     if _closed_form(model):
-        return model.hessian(theta, X, s)
-    return torch.func.hessian(lambda t: model.objective(t, X, y, s))(theta)
+        return model.hessian(theta, X, s) if dtype is None else model.hessian(theta, X, s, dtype=dtype)
+    H = torch.func.hessian(lambda t: model.objective(t, X, y, s))(theta)
+    return H if dtype is None else H.to(dtype)
 
 
 def hvp_fn(

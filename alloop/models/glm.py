@@ -14,6 +14,7 @@ every step was most of an active-learning round (benchmarks/results/peers.md).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ import torch
 from alloop.linalg.cholesky import cholesky_with_jitter
 from alloop.models import likelihoods as lk
 from alloop.models.base import DifferentiableModel
-from alloop.models.softmax_hessian import softmax_loss_hessian
+from alloop.models.softmax_hessian import softmax_hessian_matmat, softmax_loss_hessian
 from alloop.models.tensors import as_dense, matmul
 
 #: GLM solvers; "auto" is Newton-CG for a softmax above NEWTON_CG_MIN_PARAMS parameters, else
@@ -172,19 +173,31 @@ class GLM(DifferentiableModel):
         return (Xd.unsqueeze(2) * r.unsqueeze(1)).reshape(Xd.shape[0], -1)
 
     def loss_hessian(
-        self, theta: torch.Tensor, X: torch.Tensor, weights: torch.Tensor | None = None
+        self,
+        theta: torch.Tensor,
+        X: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """Σ_i w_i ∇²_θ ℓ(z_i; θ) = Σ_i w_i (x̃_i x̃_iᵀ) ⊗ Λ_i, shape (p, p).
 
         For the softmax, Λ_i = diag(p_i) − p_i p_iᵀ; its blocks come from one product over
         the distinct feature and class pairs (:func:`~alloop.models.softmax_hessian.softmax_loss_hessian`).
+        ``dtype`` (default: the model's) is the precision the products are summed in; the
+        outputs f and Λ_i are computed in the model's own precision first.
         """
         f = self.output(theta, X)
         Xd = self.design(X)
         if self.likelihood == "categorical":
-            return softmax_loss_hessian(Xd, torch.softmax(f, dim=1), weights)
+            P = torch.softmax(f, dim=1)
+            if dtype is not None:
+                Xd, P = Xd.to(dtype), P.to(dtype)
+                weights = None if weights is None else weights.to(dtype)
+            return softmax_loss_hessian(Xd, P, weights)
         lam = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0]
         lam = lam if weights is None else lam * weights
+        if dtype is not None:
+            Xd, lam = Xd.to(dtype), lam.to(dtype)
         return Xd.T @ (lam.unsqueeze(1) * Xd)
 
     def loss_hessian_vp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -209,12 +222,72 @@ class GLM(DifferentiableModel):
         Hessian, Hessian products and Newton steps apply; a subclass with another C is not."""
         return type(self).complexity is DifferentiableModel.complexity
 
-    def hessian(self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None) -> torch.Tensor:
-        """∇²_θ F(θ; s) on (X, ·): the loss Hessian plus e^s·∇²C for the default C."""
+    def hessian(
+        self,
+        theta: torch.Tensor,
+        X: torch.Tensor,
+        s: float | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """∇²_θ F(θ; s) on (X, ·): the loss Hessian plus e^s·∇²C for the default C.
+
+        ``dtype`` (default: the model's) is the precision it is assembled in, e.g. float32 for
+        the preconditioner of :class:`alloop.linalg.Inverse`'s mixed-precision solves.
+        """
         s = self.s if s is None else s
-        H = self.loss_hessian(theta, X)
-        H.diagonal().add_(float(np.exp(s)) * self.penalty_mask())  # no (p, p) diagonal matrix
+        H = self.loss_hessian(theta, X, dtype=dtype)
+        mask = self.penalty_mask().to(H.dtype)
+        H.diagonal().add_(float(np.exp(s)) * mask)  # no (p, p) diagonal matrix
         return H
+
+    def hessian_matmat(
+        self, theta: torch.Tensor, X: torch.Tensor, s: float | None = None
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """V ↦ ∇²_θ F(θ; s) V for one vector (p,) or several (p, m), in the model's precision,
+        never forming the matrix: the same matrix as :meth:`hessian`, as products.
+
+        The outputs (for the softmax, the probabilities P) are computed once here; each
+        product then costs two (n, d+1)·(d+1, K·m) matrix products
+        (:func:`~alloop.models.softmax_hessian.softmax_hessian_matmat`).
+        """
+        return self._hessian_parts(theta, X, s, None)[1]
+
+    def hessian_and_matmat(
+        self, theta: torch.Tensor, X: torch.Tensor, dtype: torch.dtype, s: float | None = None
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """(:meth:`hessian` assembled in ``dtype``, :meth:`hessian_matmat`) from one pass of
+        the outputs: a low-precision matrix to precondition with, and the exact products."""
+        return self._hessian_parts(theta, X, s, dtype)  # type: ignore[return-value]
+
+    def _hessian_parts(self, theta, X, s, dtype):
+        lam = float(np.exp(self.s if s is None else s))
+        mask = self.penalty_mask()
+        f = self.output(theta, X)
+        Xd = self.design(X)
+        H = None
+        if self.likelihood == "categorical":
+            P = torch.softmax(f, dim=1)
+            if dtype is not None:
+                H = softmax_loss_hessian(Xd.to(dtype), P.to(dtype))
+
+            def loss_part(V: torch.Tensor) -> torch.Tensor:
+                return softmax_hessian_matmat(Xd, P, V)
+
+        else:
+            w = lk.output_hessian(self.likelihood, f, self.sigma2)[:, 0, 0]
+            if dtype is not None:
+                H = Xd.to(dtype).T @ (w.to(dtype).unsqueeze(1) * Xd.to(dtype))
+
+            def loss_part(V: torch.Tensor) -> torch.Tensor:
+                return Xd.T @ (w.unsqueeze(1) * (Xd @ V) if V.dim() == 2 else w * (Xd @ V))
+
+        if H is not None:
+            H.diagonal().add_(lam * mask.to(H.dtype))
+
+        def product(V: torch.Tensor) -> torch.Tensor:
+            return loss_part(V) + lam * (mask if V.dim() == 1 else mask.unsqueeze(1)) * V
+
+        return H, product
 
     # ----------------------------------------------------------------- fitting
     def _fit_params(self, theta0, X, y):
