@@ -86,7 +86,12 @@ def candidates(pool: Pool, store: Any, round_: int, settings: LoopSettings,
 
 
 def pick(scores: np.ndarray, k: int, batch_rule: Any, X_pool: Any, X_labeled: Any,
-         seed: int, round_: int) -> np.ndarray:
-    """Positions (into the scored candidates) of the ``k`` items the batch rule chooses."""
+         seed: int, round_: int, center_distance: np.ndarray | None = None) -> np.ndarray:
+    """Positions (into the scored candidates) of the ``k`` items the batch rule chooses.
+
+    ``center_distance``: the candidates' distances to ``X_labeled`` when the strategy's scores
+    are exactly that (:meth:`strategies.base.Strategy.labeled_distance`); the k-center rule
+    then skips its own pass over the pool, with the same picks.
+    """
     return select_batch(scores, k, batch_rule, X_pool=X_pool, X_labeled=X_labeled,
-                        rng=rng(seed, round_, SELECT))
+                        rng=rng(seed, round_, SELECT), center_distance=center_distance)
