@@ -125,3 +125,69 @@ def test_memory_stays_linear_in_the_pool():
         finally:
             tracemalloc.stop()
         assert peak < 8 * n * m / 10, f"peak {peak / 1e6:.0f} MB"
+
+
+# ------------------------------------------------------------- distances carried in a loop
+def test_carried_distances_equal_fresh_ones_as_labels_come_and_go(monkeypatch):
+    import alloop.loop.select as select_stage
+    from alloop.data.pool import Pool
+    from alloop.loop.select import CenterDistances
+
+    centers_used = []
+
+    def spy(X, C):
+        centers_used.append(C.shape[0])
+        return nearest_center_sq_distance(X, C)
+
+    monkeypatch.setattr(select_stage, "nearest_center_sq_distance", spy)
+
+    rng = np.random.default_rng(3)
+    pool = Pool(rng.standard_normal((400, 5)))
+    carried = CenterDistances()
+    assert carried.get(pool, pool.unlabeled_indices()) is None  # nothing labeled
+    for step in range(6):
+        pool.add_labels(rng.choice(pool.unlabeled_ids(), 7, replace=False), ["y"] * 7)
+        if step == 3:  # a label taken back: measured again from scratch
+            pool.set_labels({i: "y" for i in pool.ids[pool.labeled][2:]})
+        cand = pool.unlabeled_indices()
+        if step == 4:  # some candidates held back, as open items are
+            cand = cand[::2]
+        fresh = np.sqrt(nearest_center_sq_distance(pool.features(cand),
+                                                   pool.features(pool.labeled_indices())))
+        centers_used.clear()
+        np.testing.assert_allclose(carried.get(pool, cand), fresh, rtol=1e-12, atol=1e-12)
+        m = int(pool.labeled.sum())
+        if step in (1, 2, 4):  # carried: only the 7 new rows are measured
+            assert centers_used == [7]
+        elif step == 3:  # a label removed: everything again
+            assert centers_used == [m]
+        elif step == 5:  # the candidates held back last round have nothing carried
+            assert centers_used == [7, m]
+
+
+@pytest.mark.filterwarnings("ignore:the initial labeled set has no item")
+@pytest.mark.parametrize("strategy", ["random", "margin"])
+def test_a_loop_carrying_distances_picks_what_a_fresh_computation_picks(strategy):
+    from sklearn.datasets import load_digits
+
+    from alloop import ActiveLoop, LoopSettings, Pool
+    from alloop.models import SoftmaxGLM
+    from oracles import SimulatedOracle
+
+    class Fresh:  # no carried distances: k-center computes them from scratch every round
+        def get(self, pool, candidates):
+            return None
+
+    X, y = load_digits(return_X_y=True)
+    asked = []
+    for carry in (True, False):
+        pool = Pool(X[:600])
+        settings = LoopSettings(initial=20, batch_size=8, rounds=4, progress=False)
+        loop = ActiveLoop(pool, SoftmaxGLM(), strategy, SimulatedOracle(dict(zip(pool.ids, y))),
+                          settings, classes=list(range(10)), batch_rule="kcenter")
+        if not carry:
+            loop.center_distances = Fresh()
+        loop.run()
+        asked.append([loop.store.requests(r) for r in range(1, 5)])
+    assert asked[0] == asked[1]
+    assert all(len(r) == 8 for r in asked[0])
