@@ -175,7 +175,7 @@ def test_a_loop_carrying_distances_picks_what_a_fresh_computation_picks(strategy
     from oracles import SimulatedOracle
 
     class Fresh:  # no carried distances: k-center computes them from scratch every round
-        def get(self, pool, candidates):
+        def get(self, pool, candidates, X_candidates=None):
             return None
 
     X, y = load_digits(return_X_y=True)

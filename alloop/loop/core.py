@@ -270,7 +270,7 @@ class ActiveLoop(Setup):
         t0 = time.perf_counter()
         known = self.strategy.labeled_distance(scores, X_l)  # the core-set's scores
         if known is None and self.batch_rule == "kcenter":
-            known = self.center_distances.get(pool, unlabeled)
+            known = self.center_distances.get(pool, unlabeled, X_unl)
         chosen = select_stage.pick(scores, k, self.batch_rule, X_unl, X_l, settings.seed, round_,
                                    known)
         timing["select_seconds"] = time.perf_counter() - t0

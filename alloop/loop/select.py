@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from alloop.data.pool import Pool
+from alloop.data.pool import Pool, take_rows
 from alloop.engine.kcenter import nearest_center_sq_distance
 from alloop.engine.select import select_batch
 from alloop.loop.settings import InitialSet, LoopSettings
@@ -116,7 +116,7 @@ class CenterDistances:
     Examples
     --------
     >>> import numpy as np
-    >>> from alloop.data.pool import Pool
+    >>> from alloop.data.pool import Pool, take_rows
     >>> pool = Pool(np.array([[0.0], [1.0], [3.0], [7.0]]))
     >>> pool.add_labels(["0"], ["a"])
     >>> carried = CenterDistances()
@@ -131,12 +131,19 @@ class CenterDistances:
         self._labeled: np.ndarray | None = None  # the labeled mask the distances are for
         self._sq: np.ndarray | None = None  # pool-length; NaN where nothing is carried
 
-    def get(self, pool: Pool, candidates: np.ndarray) -> np.ndarray | None:
+    def get(self, pool: Pool, candidates: np.ndarray,
+            X_candidates: Any = None) -> np.ndarray | None:
         """Distances (not squared) of ``pool``'s ``candidates`` to its labeled rows; None when
-        nothing is labeled."""
+        nothing is labeled. ``X_candidates``: their features, when the caller has them."""
         labeled = pool.labeled.copy()
         if not labeled.any():
             return None
+        if X_candidates is None:
+            X_candidates = pool.features(candidates)
+
+        def rows(index: np.ndarray) -> Any:
+            return X_candidates if index.size == len(candidates) else take_rows(X_candidates, index)
+
         sq = np.full(len(candidates), np.nan)
         old = self._labeled
         if old is not None and old.shape == labeled.shape and not np.any(old & ~labeled):
@@ -144,12 +151,11 @@ class CenterDistances:
             new = np.flatnonzero(labeled & ~old)
             carried = np.flatnonzero(~np.isnan(sq))
             if new.size and carried.size:
-                to_new = nearest_center_sq_distance(pool.features(candidates[carried]),
-                                                    pool.features(new))
+                to_new = nearest_center_sq_distance(rows(carried), pool.features(new))
                 sq[carried] = np.minimum(sq[carried], to_new)
         missing = np.flatnonzero(np.isnan(sq))
         if missing.size:
-            sq[missing] = nearest_center_sq_distance(pool.features(candidates[missing]),
+            sq[missing] = nearest_center_sq_distance(rows(missing),
                                                      pool.features(np.flatnonzero(labeled)))
         self._labeled, self._sq = labeled, np.full(len(pool), np.nan)
         self._sq[candidates] = sq
