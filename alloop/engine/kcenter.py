@@ -11,9 +11,9 @@ to the initial centers, which a caller that already has it (the core-set strateg
 can hand over as ``center_distance``.
 
 The initial distances only order and prune the walk: every compared value is recomputed
-exactly (``‖x − c‖²`` from the differences for dense rows, which has no cancellation, so
-duplicated rows are exactly 0 apart), and the bounds are widened by a rounding allowance, so
-the picks are the plain greedy's, whoever computed the initial distances. Ties resolve as
+(``‖x‖² − 2 x·c + ‖c‖²``, the rows' and centers' products by BLAS or scipy's sparse product),
+and the bounds are widened by a rounding allowance, so the picks are the plain greedy's,
+whoever computed the initial distances. Ties resolve as
 the plain greedy's do: the farthest row, then the higher score, then the lower position.
 
 Memory: two pool-length vectors (the bounds and the walk order) plus chunks bounded by
@@ -69,10 +69,12 @@ def kcenter_greedy(
     Notes
     -----
     The picks equal the plain greedy's (recompute every distance at every pick) in exact
-    arithmetic, ties included. A row's compared distance is computed as ``Σ (x − c)²`` for
-    dense rows and as ``‖x‖² − 2 x·c + ‖c‖²`` (clipped at 0) for sparse ones, whose rounding
-    error is of order 1e-16·(‖x‖² + ‖c‖²); features with a large common offset are best
-    centred first.
+    arithmetic, ties included. A compared squared distance is ‖x‖² − 2 x·c + ‖c‖² (clipped at
+    0), whose rounding error is of order 1e-16·(‖x‖² + ‖c‖²); features with a large common
+    offset are best centred first. Only the rows whose distance can still be the largest are
+    touched after the first pass (see the module); with many exactly equal distances (every
+    tied row must be compared) that can be most of the pool, each pick then costs one pass
+    over the rows reached, as the plain greedy's does.
 
     Examples
     --------
@@ -123,7 +125,9 @@ def kcenter_greedy(
 def _lazy_greedy(X: Rows, k: int, C: Rows, bound: np.ndarray, scores: np.ndarray | None,
                  chosen: list[int]) -> np.ndarray:
     walk = _Descending(bound)
+    c2 = _row_sq_norms(C)
     rows = np.empty(0, dtype=np.int64)  # rows reached so far
+    norms = np.empty(0)  # their squared norms
     value = np.empty(0)  # their exact distance to every center so far; -inf once picked
     for i in chosen:  # a first pick made without centers: already covered
         walk.bound[i] = -np.inf
@@ -133,17 +137,21 @@ def _lazy_greedy(X: Rows, k: int, C: Rows, bound: np.ndarray, scores: np.ndarray
         while walk.peek() >= best:
             new = walk.take(chunk)
             chunk = min(4 * chunk, 8192)
-            d0 = _nearest(X[new], C)
+            Xn = X[new]
+            n2 = _row_sq_norms(Xn)
+            d = _nearest(Xn, n2, C, c2)
             picked = np.isin(new, chosen)
-            if np.any(d0[~picked] > bound[new][~picked]):
+            too_small = d[~picked] > bound[new][~picked]
+            if np.any(too_small):
                 raise ValueError(
                     "center_distance is smaller than the distance to the nearest center for "
-                    f"{int(np.sum(d0[~picked] > bound[new][~picked]))} rows; pass the distances "
-                    "of X to X_centers"
+                    f"{int(too_small.sum())} rows; pass the distances of X to X_centers"
                 )
-            d = np.minimum(d0, _nearest(X[new], X[chosen])) if chosen else d0
+            if chosen:
+                np.minimum(d, _nearest(Xn, n2, X[chosen], _norms_of(X, chosen)), out=d)
             d[picked] = -np.inf
-            rows, value = np.concatenate([rows, new]), np.concatenate([value, d])
+            rows, norms = np.concatenate([rows, new]), np.concatenate([norms, n2])
+            value = np.concatenate([value, d])
             best = max(best, float(d.max()))
         ties = np.flatnonzero(value == best)
         if ties.size > 1:  # the higher score, then the lower position
@@ -153,10 +161,16 @@ def _lazy_greedy(X: Rows, k: int, C: Rows, bound: np.ndarray, scores: np.ndarray
         i = int(rows[at])
         chosen.append(i)
         value[at] = -np.inf  # never picked twice, however small its distance
-        live = np.isfinite(value)
-        if np.any(live):
-            value[live] = np.minimum(value[live], _nearest(X[rows[live]], X[[i]]))
+        live = np.flatnonzero(np.isfinite(value))
+        if live.size:
+            to_i = _nearest(X[rows[live]], norms[live], X[[i]], norms[[at]])
+            value[live] = np.minimum(value[live], to_i)
     return np.asarray(chosen, dtype=np.int64)
+
+
+def _norms_of(X: Rows, index: list[int]) -> np.ndarray:
+    """Squared norms of the rows ``index`` of ``X``."""
+    return _row_sq_norms(X[index])
 
 
 class _Descending:
@@ -241,29 +255,22 @@ def _row_sq_norms(A: Rows) -> np.ndarray:
     return np.einsum("ij,ij->i", A, A)
 
 
-def _nearest(A: Rows, B: Rows) -> np.ndarray:
-    """Squared distance of every row of ``A`` to its nearest row of ``B`` (same format), in
-    blocks of at most ``_BLOCK`` floats."""
-    r, d = A.shape
+def _nearest(A: Rows, a2: np.ndarray, B: Rows, b2: np.ndarray) -> np.ndarray:
+    """Squared distance of every row of ``A`` to its nearest row of ``B`` (same format; ``a2``,
+    ``b2`` their squared norms) as ‖a‖² − 2 a·b + ‖b‖², clipped at 0, in blocks of at most
+    ``_BLOCK`` floats."""
+    r, m = A.shape[0], B.shape[0]
     out = np.full(r, np.inf)
-    if sp.issparse(A):
-        a2 = _row_sq_norms(A)
-        step = max(1, _BLOCK // max(1, r))
-        for j in range(0, B.shape[0], step):
-            Bj = B[j : j + step]
-            sq = np.asarray((A @ Bj.T).todense())
+    cols = min(m, 4096)
+    step = max(1, _BLOCK // max(1, cols))
+    for j in range(0, m, cols):
+        Bj, bj = B[j : j + cols], b2[j : j + cols]
+        for i in range(0, r, step):
+            cross = A[i : i + step] @ Bj.T
+            sq = np.asarray(cross.todense()) if sp.issparse(cross) else cross
             sq *= -2.0
-            sq += a2[:, None]
-            sq += _row_sq_norms(Bj)[None, :]
+            sq += a2[i : i + step, None]
+            sq += bj[None, :]
             np.maximum(sq, 0.0, out=sq)
-            np.minimum(out, sq.min(axis=1), out=out)
-        return out
-    rows = max(1, _BLOCK // max(1, d))
-    for i in range(0, r, rows):
-        Ai = A[i : i + rows]
-        step = max(1, _BLOCK // max(1, Ai.shape[0] * d))
-        for j in range(0, B.shape[0], step):
-            diff = Ai[:, None, :] - B[None, j : j + step, :]
-            np.square(diff, out=diff)
-            np.minimum(out[i : i + rows], diff.sum(axis=2).min(axis=1), out=out[i : i + rows])
+            np.minimum(out[i : i + step], sq.min(axis=1), out=out[i : i + step])
     return out
