@@ -5,16 +5,18 @@ had before the latest picks bounds its current value from above. :func:`kcenter_
 the rows once by their distance to the initial centers (the labeled set), in growing
 ``argpartition`` blocks, and for each pick walks that order in vectorised chunks, computing the
 exact current distance of the rows it reaches, until the next row's bound is below the best
-exact value found. Rows the walk never reaches are never touched again, so the k per-pick
-passes over the pool of the plain greedy disappear; the only pool-sized work is the distance
-to the initial centers, which a caller that already has it (the core-set strategy's scores)
+exact value found (rows reached are kept current with each later pick). Rows the walk never
+reaches are not touched after the first pass, so the k per-pick passes over the pool of the
+plain greedy disappear; the only pool-sized work is the distance to the initial centers, which
+a caller that already has it (the core-set strategy's scores, the loop's carried distances)
 can hand over as ``center_distance``.
 
 The initial distances only order and prune the walk: every compared value is recomputed
-(``‖x‖² − 2 x·c + ‖c‖²``, the rows' and centers' products by BLAS or scipy's sparse product),
-and the bounds are widened by a rounding allowance, so the picks are the plain greedy's,
-whoever computed the initial distances. Ties resolve as
-the plain greedy's do: the farthest row, then the higher score, then the lower position.
+(``‖x‖² − 2 x·c + ‖c‖²``, the products by BLAS or scipy's sparse product), and the bounds are
+widened by an allowance above the worst-case float64 rounding of both computations
+(16·(d + 8)·ε relative to ‖x‖² + ‖c‖²), so the picks are the plain greedy's, whoever computed
+the initial distances. Ties resolve as the plain greedy's do: the farthest row, then the higher
+score, then the lower position.
 
 Memory: two pool-length vectors (the bounds and the walk order) plus chunks bounded by
 ``_BLOCK`` floats; nothing n × m or n × n, so 10⁶ rows need a few tens of MB beyond the pool.
