@@ -93,9 +93,10 @@ def pick(scores: np.ndarray, k: int, batch_rule: Any, X_pool: Any, X_labeled: An
          seed: int, round_: int, center_distance: np.ndarray | None = None) -> np.ndarray:
     """Positions (into the scored candidates) of the ``k`` items the batch rule chooses.
 
-    ``center_distance``: the candidates' distances to ``X_labeled`` when the strategy's scores
-    are exactly that (:meth:`strategies.base.Strategy.labeled_distance`); the k-center rule
-    then skips its own pass over the pool, with the same picks.
+    ``center_distance``: the candidates' distances to ``X_labeled`` when the round has them
+    (the core-set's scores, :meth:`strategies.base.Strategy.labeled_distance`, or the carried
+    :class:`CenterDistances`); the k-center rule then skips its own pass over the pool, with
+    the same picks.
     """
     return select_batch(scores, k, batch_rule, X_pool=X_pool, X_labeled=X_labeled,
                         rng=rng(seed, round_, SELECT), center_distance=center_distance)
@@ -116,7 +117,7 @@ class CenterDistances:
     Examples
     --------
     >>> import numpy as np
-    >>> from alloop.data.pool import Pool, take_rows
+    >>> from alloop.data.pool import Pool
     >>> pool = Pool(np.array([[0.0], [1.0], [3.0], [7.0]]))
     >>> pool.add_labels(["0"], ["a"])
     >>> carried = CenterDistances()
