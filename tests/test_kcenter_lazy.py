@@ -191,3 +191,29 @@ def test_a_loop_carrying_distances_picks_what_a_fresh_computation_picks(strategy
         asked.append([loop.store.requests(r) for r in range(1, 5)])
     assert asked[0] == asked[1]
     assert all(len(r) == 8 for r in asked[0])
+
+
+@pytest.mark.filterwarnings("ignore:the initial labeled set has no item")
+def test_a_resumed_run_starts_without_carried_distances_and_picks_alike(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from alloop import ActiveLoop, LoopSettings, Pool
+    from alloop.models import SoftmaxGLM
+    from alloop.store import LabelStore
+    from oracles import SimulatedOracle
+
+    X, y = load_digits(return_X_y=True)
+
+    def loop(rounds, store=None):
+        pool = Pool(X[:500])
+        return ActiveLoop(pool, SoftmaxGLM(), "margin", SimulatedOracle(dict(zip(pool.ids, y))),
+                          LoopSettings(initial=20, batch_size=8, rounds=rounds, progress=False),
+                          classes=list(range(10)), batch_rule="kcenter", store=store)
+
+    full = loop(4)
+    full.run()
+    store = LabelStore(tmp_path / "s.sqlite")
+    loop(2, store).run()
+    resumed = loop(4, store)  # a new loop: nothing carried, round 3 measures from scratch
+    resumed.run(resume=True)
+    assert [store.requests(r) for r in range(5)] == [full.store.requests(r) for r in range(5)]
