@@ -217,3 +217,20 @@ def test_a_resumed_run_starts_without_carried_distances_and_picks_alike(tmp_path
     resumed = loop(4, store)  # a new loop: nothing carried, round 3 measures from scratch
     resumed.run(resume=True)
     assert [store.requests(r) for r in range(5)] == [full.store.requests(r) for r in range(5)]
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "grid", "duplicates"])
+@pytest.mark.parametrize("seed", range(4))
+def test_many_centers_bounded_by_a_subset_first_equal_the_plain_greedy(kind, seed):
+    """Over 16 centers the cold call bounds the distances by the first 16 (and refines only when
+    the walk would reach too many rows): the picks are still the plain greedy's."""
+    rng = np.random.default_rng(100 + seed)
+    n = 1500
+    X = (rng.standard_normal((n, 6)) if kind == "gaussian"
+         else rng.integers(0, 3, size=(n, 4)).astype(float) if kind == "grid"
+         else np.repeat(rng.integers(-2, 3, size=(n // 5, 4)), 5, axis=0).astype(float))
+    centers = X[rng.choice(len(X), 60, replace=False)]
+    scores = None if seed % 2 else rng.integers(0, 3, size=len(X)).astype(float)
+    want = plain_greedy(X, 12, centers, scores)
+    assert kcenter_greedy(X, 12, centers, scores=scores).tolist() == want
+    assert kcenter_greedy(sp.csr_matrix(X), 12, centers, scores=scores).tolist() == want

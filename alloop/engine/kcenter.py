@@ -9,7 +9,10 @@ exact value found (rows reached are kept current with each later pick). Rows the
 reaches are not touched after the first pass, so the k per-pick passes over the pool of the
 plain greedy disappear; the only pool-sized work is the distance to the initial centers, which
 a caller that already has it (the core-set strategy's scores, the loop's carried distances)
-can hand over as ``center_distance``.
+can hand over as ``center_distance``. Without it, any upper bound will do: the distance to
+the first 16 centers bounds the distance to all of them, so the cold call measures that, and
+the rest of the centers over the whole pool only when the walk would otherwise reach too many
+rows (:func:`_progressive_bound`).
 
 The initial distances only order and prune the walk: every compared value is recomputed
 (``‖x‖² − 2 x·c + ‖c‖²``, the products by BLAS or scipy's sparse product), and the bounds are
@@ -106,7 +109,7 @@ def kcenter_greedy(
         chosen.append(0 if scores is None else int(np.argmax(scores)))
         C, center_distance = X[chosen], None
     if center_distance is None:
-        bound = nearest_center_sq_distance(X, C)
+        bound = _progressive_bound(X, k, C)
     else:
         center_distance = np.asarray(center_distance, dtype=np.float64)
         if center_distance.shape != (n,) or not np.all(np.isfinite(center_distance)):
@@ -173,6 +176,35 @@ def _lazy_greedy(X: Rows, k: int, C: Rows, bound: np.ndarray, scores: np.ndarray
 def _norms_of(X: Rows, index: list[int]) -> np.ndarray:
     """Squared norms of the rows ``index`` of ``X``."""
     return _row_sq_norms(X[index])
+
+
+def _progressive_bound(X: Rows, k: int, C: Rows) -> np.ndarray:
+    """Upper bounds of the rows' squared distances to ``C``: the distances to its first s rows,
+    first s = 16, then all m unless the walk would reach few enough rows.
+
+    The distance to a subset of the centers bounds the distance to all of them from above, and
+    the walk compares exact distances, so any s gives the same picks; s only trades the pool
+    pass (n·s products) against the rows the walk must compare with all m centers (r·m, counted
+    four times over). r is estimated from the exact distances of the k + 32 rows with the
+    largest bounds.
+    """
+    n, m = X.shape[0], C.shape[0]
+    x2, c2 = _row_sq_norms(X), _row_sq_norms(C)
+    s = min(m, 16)
+    bound = _nearest(X, x2, C[:s], c2[:s])
+    while s < m:
+        top = np.argpartition(-bound, min(n, k + 32) - 1)[: k + 32] if n > k + 32 else np.arange(n)
+        exact = _nearest(X[top], x2[top], C, c2)
+        floor = np.partition(exact, exact.size - min(k, exact.size))[exact.size - min(k, exact.size)]
+        reach = int(np.count_nonzero(bound >= floor))
+        more = m
+        # a reached row costs more than its m products (chunks, the per-pick updates): only
+        # stop refining when the walk is clearly the cheaper
+        if 4 * reach * m <= n * (more - s):
+            break
+        np.minimum(bound, nearest_center_sq_distance(X, C[s:more]), out=bound)
+        s = more
+    return bound
 
 
 class _Descending:
