@@ -77,7 +77,8 @@ def kcenter_greedy(
     arithmetic, ties included. A compared squared distance is ‖x‖² − 2 x·c + ‖c‖² (clipped at
     0), whose rounding error is of order 1e-16·(‖x‖² + ‖c‖²); features with a large common
     offset are best centred first. Only the rows whose distance can still be the largest are
-    touched after the first pass (see the module); with many exactly equal distances (every
+    touched after the first pass (see the module; without ``center_distance`` that pass may use
+    only the first 16 centers); with many exactly equal distances (every
     tied row must be compared) that can be most of the pool, each pick then costs one pass
     over the rows reached, as the plain greedy's does.
 
