@@ -17,7 +17,9 @@ the rest the pool. Interleaved in each repeat, each on the same data:
 
 Medians of ``--repeats``; all picks are checked equal. ``--memory-n`` then measures the peak
 memory (tracemalloc, Python and numpy allocations) of one cold call and one core-set call at
-that many rows, beyond the pool itself. Prints markdown tables.
+that many rows, beyond the pool itself. ``--shapes`` times the cold call on other data (low
+dimension, clusters, exact ties, sparse) beside the plain greedy and beside the lazy walk fed
+the full distance pass. Prints markdown tables.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice .venv/bin/python benchmarks/kcenter.py
 """
@@ -140,6 +142,45 @@ def memory(args: argparse.Namespace) -> None:
         print(f"| {name} | {s:.3f} | {peak / 1e6:.1f} | {peak / (8 * len(Xp)):.1f} |")
 
 
+def shapes(repeats: int) -> None:
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(0)
+    digits = load_digits().data
+    data = {
+        "Gaussian 100k × 64": rng.normal(size=(100_000, 64)),
+        "uniform 100k × 2": rng.uniform(size=(100_000, 2)),
+        "integer grid {0,1,2}⁴, 100k (exact ties)": rng.integers(0, 3, (100_000, 4)).astype(float),
+        "digits × 55 + noise 0.5 (clusters), 98,835 × 64":
+            np.tile(digits, (55, 1)) + rng.normal(size=(1797 * 55, 64)) * 0.5,
+        "all rows equal, 100k × 64": np.ones((100_000, 64)),
+        "sparse 100k × 20k, 0.2 % filled":
+            sp.random(100_000, 20_000, density=0.002, format="csr", random_state=0),
+    }
+    print(f"\ncold call, 150 labeled, k = 10, medians of {repeats}, interleaved; same picks in "
+          "every column\n")
+    print("| data | before s | full pass + lazy walk s | cold call s |\n|---|---|---|---|")
+    for name, X in data.items():
+        lab = rng.choice(X.shape[0], 150, replace=False)
+        Xp, Xl = X[np.setdiff1d(np.arange(X.shape[0]), lab)], X[lab]
+        calls = {
+            "before": lambda Xp=Xp, Xl=Xl: before_greedy(Xp, 10, Xl),
+            "full": lambda Xp=Xp, Xl=Xl: kcenter_greedy(
+                Xp, 10, Xl, center_distance=np.sqrt(nearest_center_sq_distance(Xp, Xl))),
+            "cold": lambda Xp=Xp, Xl=Xl: kcenter_greedy(Xp, 10, Xl),
+        }
+        seconds: dict[str, list[float]] = {c: [] for c in calls}
+        picks = set()
+        for _ in range(repeats):
+            for c, call in calls.items():
+                t = time.perf_counter()
+                picks.add(tuple(call().tolist()))
+                seconds[c].append(time.perf_counter() - t)
+        assert len(picks) == 1, name
+        row = " | ".join(f"{np.median(seconds[c]):.3f}" for c in calls)
+        print(f"| {name} | {row} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
@@ -148,10 +189,13 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--memory-n", type=int, default=1_000_000, help="0: skip the memory check")
+    ap.add_argument("--shapes", action="store_true", help="also time other data shapes")
     args = ap.parse_args()
     timings(args)
     if args.memory_n:
         memory(args)
+    if args.shapes:
+        shapes(args.repeats)
 
 
 if __name__ == "__main__":
