@@ -99,7 +99,8 @@ def bench_setting(
             scores = strategy.score(model, X_pool, X_labeled=X_lab, y_labeled=y_lab, rng=rng)
             t1 = time.perf_counter()
             select_batch(
-                scores, args.batch, rule or strategy.batch, X_pool=X_pool, X_labeled=X_lab, rng=rng
+                scores, args.batch, rule or strategy.batch, X_pool=X_pool, X_labeled=X_lab, rng=rng,
+                center_distance=strategy.labeled_distance(scores, X_lab),
             )
             t2 = time.perf_counter()
             if round_ > 0:

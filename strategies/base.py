@@ -155,6 +155,10 @@ class Strategy:
     #: a stateful strategy's state across rounds, which the loop keeps in the label store
     #: (None for the stateless scorers).
     memory: StrategyMemory | None = None
+    #: the scores are each pool row's Euclidean distance to its nearest labeled row (the
+    #: core-set), so the k-center batch rule starts from them instead of computing them again
+    #: (:meth:`labeled_distance`).
+    scores_are_labeled_distance: bool = False
 
     def check_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The validated options: every declared option, ``params`` over the defaults.
@@ -193,6 +197,29 @@ class Strategy:
         if self.prepare is None:
             raise ValueError(f"strategy {self.name!r} has no row-wise split (prepare/score_rows)")
         return self.prepare(model, **self.arguments(**kwargs))
+
+    def labeled_distance(self, scores: np.ndarray, X_labeled: Any) -> np.ndarray | None:
+        """``scores`` when they are the pool's distances to ``X_labeled``, for the k-center rule
+        (``select_batch(..., center_distance=)``); None when the strategy does not declare so
+        (:attr:`scores_are_labeled_distance`) or nothing is labeled.
+
+        ``X_labeled`` must be the labeled set the scores were computed with. The k-center
+        picks do not depend on the result: it only spares the rule a pass over the pool.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import strategies
+        >>> X, L = np.array([[0.0, 3.0], [1.0, 0.0]]), np.array([[0.0, -1.0]])
+        >>> coreset = strategies.get("coreset")
+        >>> coreset.labeled_distance(coreset.score(None, X, X_labeled=L), L).tolist()
+        [4.0, 1.4142135623730951]
+        >>> print(strategies.get("random").labeled_distance(np.zeros(2), L))
+        None
+        """
+        if not self.scores_are_labeled_distance or X_labeled is None or X_labeled.shape[0] == 0:
+            return None
+        return scores
 
     @property
     def row_wise(self) -> bool:

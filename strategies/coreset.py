@@ -4,6 +4,9 @@ The score of a pool item is its Euclidean distance to the nearest labeled item. 
 time that is the farthest-first rule; a batch uses the greedy k-center rule
 (:func:`alloop.engine.select.kcenter_greedy`), which also counts the items already chosen for
 the batch as covered (Sener & Savarese, 2018). The model is not used.
+
+The strategy declares ``scores_are_labeled_distance``: its scores are the distances k-center
+starts from, so a round hands them to the batch rule instead of computing them twice.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def nearest_labeled_distance(X_pool: Any, X_labeled: Any) -> np.ndarray:
     "coreset",
     "Core-set: distance to the nearest labeled item; batches by greedy k-center.",
     batch="kcenter",
+    scores_are_labeled_distance=True,
 )
 def coreset_scores(model: Any, X_pool: Any, *, X_labeled: Any = None, **_: Any) -> np.ndarray:
     # With nothing labeled every item is equally uncovered; k-center then spreads the batch.

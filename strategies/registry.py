@@ -58,6 +58,7 @@ def strategy(
     options: type[BaseModel] | None = None,
     prepare: Prepare | None = None,
     score_rows: ScoreRows | None = None,
+    scores_are_labeled_distance: bool = False,
 ) -> Callable[[Scorer], Strategy]:
     """Decorator: turn a scorer function into a registered :class:`Strategy`.
 
@@ -65,6 +66,8 @@ def strategy(
     subclass: its fields and defaults are the options; None: no options). ``prepare`` and
     ``score_rows`` (both or neither) declare the strategy's row-wise split (see
     :mod:`strategies.base`); the scorer must equal ``score_rows(prepare(model, **ctx), X)``.
+    ``scores_are_labeled_distance`` declares that the scores are each pool row's distance to
+    its nearest labeled row, which the k-center batch rule then reuses (the core-set).
 
     Examples
     --------
@@ -78,7 +81,8 @@ def strategy(
 
     def wrap(fn: Scorer) -> Strategy:
         return register(
-            Strategy(name, description, fn, tuple(needs), batch, prepare, score_rows, options)
+            Strategy(name, description, fn, tuple(needs), batch, prepare, score_rows, options,
+                     scores_are_labeled_distance=scores_are_labeled_distance)
         )
 
     return wrap

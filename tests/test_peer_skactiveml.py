@@ -104,6 +104,11 @@ def test_coreset_picks_the_same_batch(wine):
     scores = strategies.get("coreset").score(None, X[cand], X_labeled=X[labeled])
     ours = select_batch(scores, 8, "kcenter", X_pool=X[cand], X_labeled=X[labeled])
     assert cand[ours].tolist() == list(peer_idx)
+    # as a loop round calls it: the core-set scores handed over as the distances
+    hint = strategies.get("coreset").labeled_distance(scores, X[labeled])
+    ours = select_batch(scores, 8, "kcenter", X_pool=X[cand], X_labeled=X[labeled],
+                        center_distance=hint)
+    assert cand[ours].tolist() == list(peer_idx)
 
 
 def test_badge_embeddings_first_pick_and_sampling_laws_agree(wine):

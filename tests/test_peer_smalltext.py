@@ -121,6 +121,10 @@ def test_coreset_picks_the_same_batch_in_the_same_order(wine):
     scores = strategies.get("coreset").score(None, X[unl], X_labeled=X[lab])
     ours = select_batch(scores, 8, "kcenter", X_pool=X[unl], X_labeled=X[lab])
     assert unl[ours].tolist() == picked.tolist()
+    # as a loop round calls it: the core-set scores handed over as the distances
+    hint = strategies.get("coreset").labeled_distance(scores, X[lab])
+    ours = select_batch(scores, 8, "kcenter", X_pool=X[unl], X_labeled=X[lab], center_distance=hint)
+    assert unl[ours].tolist() == picked.tolist()
 
 
 def test_bald_picks_the_same_batch_on_the_same_committee(wine):

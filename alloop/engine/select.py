@@ -1,11 +1,10 @@
 """Turn pool scores into a batch: top-k, diversity-aware top-k, or k-center greedy.
 
 Features may be dense arrays, scipy sparse matrices or torch tensors. Sparse features stay
-sparse: the k-center distances come from row norms and sparse dot products,
-‖x − c‖² = ‖x‖² − 2 x·c + ‖c‖², one pool-length vector per pick, and the distances to the
-labeled set are reduced in row chunks (scikit-learn's ``pairwise_distances_argmin_min``); the
-k-means of the diverse rule runs on the CSR rows of the candidates. Nothing of pool size is
-ever densified.
+sparse: the k-center rule (:mod:`alloop.engine.kcenter`, a lazy exact greedy) reduces the
+distances to the labeled set in row chunks and then only touches the rows that can still be
+the farthest; the k-means of the diverse rule runs on the CSR rows of the candidates. Nothing
+of pool size is ever densified.
 """
 
 from __future__ import annotations
@@ -17,9 +16,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from alloop.engine.kcenter import kcenter_greedy, nearest_center_sq_distance
+from alloop.engine.rows import as_rows, check_batch_size
+
 BATCH_RULES = ("topk", "diverse", "kcenter")
 
-Rows = np.ndarray | sp.csr_matrix
+__all__ = ["BATCH_RULES", "kcenter_greedy", "nearest_center_sq_distance", "select_batch",
+           "top_positions"]
 
 
 def select_batch(
@@ -31,6 +34,7 @@ def select_batch(
     X_labeled: Any = None,
     rng: np.random.Generator | None = None,
     oversample: int = 5,
+    center_distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of ``k`` pool rows to query.
 
@@ -58,6 +62,11 @@ def select_batch(
         Seeds the k-means of ``diverse`` (one draw); ``None`` uses seed 0.
     oversample : int
         ``diverse`` clusters the ``oversample·k`` best-scored candidates.
+    center_distance : numpy.ndarray, shape (n,), optional
+        ``kcenter`` only: the distance of every pool row to its nearest labeled row, when the
+        caller has it already (the core-set strategy's scores are exactly that), so it is not
+        computed again; see :func:`alloop.engine.kcenter.kcenter_greedy`. The picks do not
+        depend on it.
 
     Returns
     -------
@@ -79,11 +88,11 @@ def select_batch(
         raise ValueError(f"scores must be 1-D, one per pool item; got shape {scores.shape}")
     n = scores.shape[0]
     if callable(rule):  # a rule object, e.g. alloop.multiuser.UserQuota (a per-user quota)
-        _check_batch_size(k, n)
+        check_batch_size(k, n)
         return np.asarray(rule(scores, k, X_pool=X_pool, rng=rng), dtype=np.int64)
     if rule not in BATCH_RULES:
         raise ValueError(f"unknown batch rule {rule!r}; expected one of {BATCH_RULES}")
-    _check_batch_size(k, n)
+    check_batch_size(k, n)
     if np.isnan(scores).any():
         raise ValueError(
             f"scores contain {int(np.isnan(scores).sum())} NaN values; a strategy must give a "
@@ -106,101 +115,7 @@ def select_batch(
         ):
             raise ValueError(f"oversample must be a positive integer; got {oversample!r}")
         return _diverse(top_positions(scores, min(n, int(oversample) * k)), k, X_pool, rng)
-    return kcenter_greedy(X_pool, k, X_labeled, scores=scores)
-
-
-def kcenter_greedy(
-    X: Any, k: int, X_centers: Any | None = None, *, scores: np.ndarray | None = None
-) -> np.ndarray:
-    """Greedy k-center: repeatedly take the row farthest from every chosen or center row.
-
-    Parameters
-    ----------
-    X : array-like, scipy sparse matrix or torch tensor, shape (n, d)
-        Candidate rows. Sparse input is never densified.
-    k : int
-        Number of rows to pick, ``1 ≤ k ≤ n``.
-    X_centers : same kinds as ``X``, shape (m, d), optional
-        Rows already covered (the labeled set). ``None`` or m = 0: every row starts infinitely
-        far, so the first pick is decided by ``scores`` (or is row 0).
-    scores : numpy.ndarray, shape (n,), optional
-        Tie-break between equally far rows: the higher score wins, then the lower position.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (k,)
-        The picks, in order.
-
-    Notes
-    -----
-    Squared distances are computed as ‖x‖² − 2 x·c + ‖c‖² (clipped at 0), so they carry a
-    rounding error of order 1e-16·(‖x‖² + ‖c‖²); features with a large common offset are best
-    centred first. Each pick costs one product of the pool with a row.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [4.0, 0.0], [9.0, 0.0]])
-    >>> kcenter_greedy(X, 2, X_centers=np.array([[0.5, 0.0]])).tolist()
-    [3, 2]
-    """
-    X = _as_rows(X, "X")
-    n = X.shape[0]
-    _check_batch_size(k, n)
-    if scores is not None:
-        scores = np.asarray(scores, dtype=np.float64)
-        if scores.shape != (n,):
-            raise ValueError(f"scores must have shape ({n},), one per row of X; got {scores.shape}")
-    from sklearn.utils.extmath import row_norms
-
-    sq_norms = row_norms(X, squared=True)
-    C = None if X_centers is None else _as_rows(X_centers, "X_centers")
-    if C is not None and C.shape[0] > 0:
-        dist = nearest_center_sq_distance(X, C)
-    else:
-        dist = np.full(n, np.inf)
-    chosen = np.empty(k, dtype=np.int64)
-    for j in range(k):
-        i = _farthest(dist, scores)
-        chosen[j] = i
-        c = X[i].toarray().ravel() if sp.issparse(X) else X[i]
-        to_c = X @ c
-        to_c *= -2.0
-        to_c += sq_norms
-        to_c += sq_norms[i]
-        np.maximum(to_c, 0.0, out=to_c)
-        np.minimum(dist, to_c, out=dist)
-        dist[i] = -np.inf  # never picked twice, however small its rounding-error distance
-    return chosen
-
-
-def nearest_center_sq_distance(X: Any, X_centers: Any) -> np.ndarray:
-    """Squared Euclidean distance from every row of ``X`` to its nearest row of ``X_centers``.
-
-    Reduced in row chunks (scikit-learn's ``working_memory``), never as a full n × m matrix;
-    sparse input stays sparse.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> nearest_center_sq_distance(np.array([[0.0, 3.0], [1.0, 0.0]]), np.array([[0.0, -1.0]]))
-    array([16.,  2.])
-    """
-    from sklearn.metrics import pairwise_distances_argmin_min
-
-    X = _as_rows(X, "X")
-    C = _as_rows(X_centers, "X_centers")
-    if C.shape[1] != X.shape[1]:
-        raise ValueError(
-            f"the pool has {X.shape[1]} features but the centers (labeled set) have "
-            f"{C.shape[1]}; both must come from the same feature map"
-        )
-    if C.shape[0] == 0:
-        raise ValueError("X_centers is empty; pass at least one center row")
-    # one format for both, so the chunked CSR/dense reduction of scikit-learn applies
-    C = sp.csr_matrix(C) if sp.issparse(X) else (C.toarray() if sp.issparse(C) else C)
-    _, sq = pairwise_distances_argmin_min(X, C, metric="euclidean", metric_kwargs={"squared": True})
-    return np.maximum(np.asarray(sq, dtype=np.float64), 0.0)
+    return kcenter_greedy(X_pool, k, X_labeled, scores=scores, center_distance=center_distance)
 
 
 def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
@@ -235,7 +150,7 @@ def _diverse(
     if m == k:
         return top.astype(np.int64)
     seed = int(rng.integers(2**31 - 1)) if rng is not None else 0
-    candidates = _as_rows(_take_rows(X_pool, top), "X_pool")  # CSR rows stay CSR
+    candidates = as_rows(_take_rows(X_pool, top), "X_pool")  # CSR rows stay CSR
     with warnings.catch_warnings():
         # fewer distinct rows than k: handled below by filling the batch
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -248,50 +163,9 @@ def _diverse(
     return top[picks].astype(np.int64)
 
 
-def _farthest(dist: np.ndarray, scores: np.ndarray | None) -> int:
-    i = int(np.argmax(dist))
-    if scores is not None:
-        ties = np.flatnonzero(dist == dist[i])
-        if ties.size > 1:
-            i = int(ties[np.argmax(scores[ties])])  # first maximum: lower position wins
-    return i
-
-
-def _check_batch_size(k: Any, n: int) -> None:
-    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"batch size must be a positive integer; got {k!r}")
-    if n == 0:
-        raise ValueError("the pool is empty: no items left to select")
-    if k > n:
-        raise ValueError(
-            f"batch size {k} is larger than the {n} unlabeled items left; lower loop.batch_size "
-            "or stop the loop"
-        )
-
-
 def _take_rows(X: Any, index: np.ndarray) -> Any:
     if isinstance(X, torch.Tensor):
         return X.index_select(0, torch.as_tensor(index, dtype=torch.long))
     if sp.issparse(X):
         return sp.csr_matrix(X)[index]
     return np.asarray(X)[index]
-
-
-def _as_rows(X: Any, name: str) -> Rows:
-    """``X`` as float64 rows: an ndarray, or CSR when sparse (a copy only if format or dtype
-    differ; never densified)."""
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu()
-        if X.layout == torch.strided:
-            X = X.numpy()
-        else:
-            coo = X.to_sparse_coo().coalesce()
-            row, col = coo.indices().numpy()
-            X = sp.coo_matrix((coo.values().numpy(), (row, col)), shape=tuple(coo.shape))
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-    else:
-        X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_items, n_features); got shape {X.shape}")
-    return X

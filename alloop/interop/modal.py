@@ -162,6 +162,7 @@ class QueryStrategy:
         index = select_batch(
             scores, n_instances, strategy.batch, X_pool=X_pool,
             X_labeled=context.get("X_labeled"), rng=rng,
+            center_distance=strategy.labeled_distance(scores, context.get("X_labeled")),
         )
         return index, scores[index]
 

@@ -268,7 +268,11 @@ class ActiveLoop(Setup):
         scores, timing = score(self.strategy, self._model, X_unl, context, self.scoring)
         memory.save(self.store, self.strategy, round_)  # before the requests (see memory)
         t0 = time.perf_counter()
-        chosen = select_stage.pick(scores, k, self.batch_rule, X_unl, X_l, settings.seed, round_)
+        known = self.strategy.labeled_distance(scores, X_l)  # the core-set's scores
+        if known is None and self.batch_rule == "kcenter":
+            known = self.center_distances.get(pool, unlabeled, X_unl)
+        chosen = select_stage.pick(scores, k, self.batch_rule, X_unl, X_l, settings.seed, round_,
+                                   known)
         timing["select_seconds"] = time.perf_counter() - t0
         return pool.ids[unlabeled[chosen]].tolist(), scores[chosen].tolist(), timing
 

@@ -5,6 +5,9 @@ first re-offer the items an earlier round asked and nobody answered (``unanswere
 then fill the batch from the unlabeled pool with the strategy's scores and the batch rule
 (:func:`alloop.engine.select.select_batch`). Items skipped, marked unsure or ignored too often
 are not asked again.
+
+With the k-center rule, :class:`CenterDistances` carries the candidates' distances to the
+labeled set from one round to the next, so a round measures them to the newly labeled rows only.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from alloop.data.pool import Pool
+from alloop.data.pool import Pool, take_rows
+from alloop.engine.kcenter import nearest_center_sq_distance
 from alloop.engine.select import select_batch
 from alloop.loop.settings import InitialSet, LoopSettings
 from alloop.loop.validation import INITIAL, SELECT, rng
@@ -86,7 +90,74 @@ def candidates(pool: Pool, store: Any, round_: int, settings: LoopSettings,
 
 
 def pick(scores: np.ndarray, k: int, batch_rule: Any, X_pool: Any, X_labeled: Any,
-         seed: int, round_: int) -> np.ndarray:
-    """Positions (into the scored candidates) of the ``k`` items the batch rule chooses."""
+         seed: int, round_: int, center_distance: np.ndarray | None = None) -> np.ndarray:
+    """Positions (into the scored candidates) of the ``k`` items the batch rule chooses.
+
+    ``center_distance``: the candidates' distances to ``X_labeled`` when the round has them
+    (the core-set's scores, :meth:`strategies.base.Strategy.labeled_distance`, or the carried
+    :class:`CenterDistances`); the k-center rule then skips its own pass over the pool, with
+    the same picks.
+    """
     return select_batch(scores, k, batch_rule, X_pool=X_pool, X_labeled=X_labeled,
-                        rng=rng(seed, round_, SELECT))
+                        rng=rng(seed, round_, SELECT), center_distance=center_distance)
+
+
+class CenterDistances:
+    """The candidates' squared distances to the labeled set, carried from round to round.
+
+    A run's loop holds one; the k-center rule starts from its distances (``center_distance``).
+    A round labels a batch, so the distance of every candidate is updated with the newly
+    labeled rows only (n × k × d work instead of n × m × d). It is kept by pool position (the
+    run's pool, whose positions are its stable item ids) with the labeled set it was computed
+    for; a label removed (an undo, a relabel to "unsure") or a candidate without a carried value
+    is measured again against the whole labeled set, and a new process (a resumed run) starts
+    empty. The k-center picks do not depend on any of it (the distances only order its search,
+    :func:`alloop.engine.kcenter.kcenter_greedy`), so a carried and a fresh run pick alike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from alloop.data.pool import Pool
+    >>> pool = Pool(np.array([[0.0], [1.0], [3.0], [7.0]]))
+    >>> pool.add_labels(["0"], ["a"])
+    >>> carried = CenterDistances()
+    >>> carried.get(pool, pool.unlabeled_indices()).tolist()
+    [1.0, 3.0, 7.0]
+    >>> pool.add_labels(["3"], ["b"])  # the next round: distances to row 3 only
+    >>> carried.get(pool, pool.unlabeled_indices()).tolist()
+    [1.0, 3.0]
+    """
+
+    def __init__(self) -> None:
+        self._labeled: np.ndarray | None = None  # the labeled mask the distances are for
+        self._sq: np.ndarray | None = None  # pool-length; NaN where nothing is carried
+
+    def get(self, pool: Pool, candidates: np.ndarray,
+            X_candidates: Any = None) -> np.ndarray | None:
+        """Distances (not squared) of ``pool``'s ``candidates`` to its labeled rows; None when
+        nothing is labeled. ``X_candidates``: their features, when the caller has them."""
+        labeled = pool.labeled.copy()
+        if not labeled.any():
+            return None
+        if X_candidates is None:
+            X_candidates = pool.features(candidates)
+
+        def rows(index: np.ndarray) -> Any:
+            return X_candidates if index.size == len(candidates) else take_rows(X_candidates, index)
+
+        sq = np.full(len(candidates), np.nan)
+        old = self._labeled
+        if old is not None and old.shape == labeled.shape and not np.any(old & ~labeled):
+            sq = self._sq[candidates]
+            new = np.flatnonzero(labeled & ~old)
+            carried = np.flatnonzero(~np.isnan(sq))
+            if new.size and carried.size:
+                to_new = nearest_center_sq_distance(rows(carried), pool.features(new))
+                sq[carried] = np.minimum(sq[carried], to_new)
+        missing = np.flatnonzero(np.isnan(sq))
+        if missing.size:
+            sq[missing] = nearest_center_sq_distance(rows(missing),
+                                                     pool.features(np.flatnonzero(labeled)))
+        self._labeled, self._sq = labeled, np.full(len(pool), np.nan)
+        self._sq[candidates] = sq
+        return np.sqrt(sq)

@@ -19,6 +19,7 @@ from alloop.data.pool import Pool, validate_features
 from alloop.loop.fit import FitStage, RegularityHook
 from alloop.loop.relabel import FVMRelabel, NoRelabel, RelabelPolicy
 from alloop.loop.score import Scoring
+from alloop.loop.select import CenterDistances
 from alloop.loop.settings import LoopSettings
 from alloop.loop.validation import check_validation_need, validation_split
 from alloop.metrics import check_metrics, default_metric
@@ -153,6 +154,8 @@ class Setup:
         self._data(X_test, y_test, X_val, y_val)
         self._check_sizes()
         self.batch_rule = batch_rule or self.strategy.batch
+        # the k-center rule's distances to the labeled set, carried across this process's rounds
+        self.center_distances = CenterDistances()
         self.round_report = round_report
         # unknown options, bad values and context keys (rng, X_val, ...) fail here, not in round 1
         self.strategy_params = self.strategy.check_options(strategy_params or {})
