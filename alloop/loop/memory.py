@@ -25,15 +25,15 @@ def save(store: Any, strategy: Any, round_: int) -> None:
     >>> from alloop.store import LabelStore
     >>> from strategies.portfolio import Portfolio
     >>> store, portfolio = LabelStore(":memory:"), Portfolio(["margin", "random"])
-    >>> portfolio.reward_sum[:] = [0.5, 0.0]
+    >>> portfolio.rewards, portfolio.incumbent = [[0.5, 0.0]], 1
     >>> save(store, portfolio.strategy(), 1)
     >>> portfolio.restore(None)  # e.g. a new process
     >>> restore(store, portfolio.strategy(), 1)
-    >>> portfolio.reward_sum.tolist()
-    [0.5, 0.0]
+    >>> portfolio.rewards, portfolio.incumbent
+    ([[0.5, 0.0]], 1)
     >>> restore(store, portfolio.strategy(), 0)  # round 1 selected again: the state before it
-    >>> portfolio.reward_sum.tolist()
-    [0.0, 0.0]
+    >>> portfolio.rewards, portfolio.incumbent
+    ([], 0)
     """
     if strategy.memory is None:
         return

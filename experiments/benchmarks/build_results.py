@@ -215,9 +215,10 @@ def six_sets(build: Build, parts: list[str], full_tables: bool = True, reuse: bo
                   "at 8 seeds) are kept, with their files under `results/8-seeds/`.", ""]
         parts += [(results / "8-seeds" / e / "section.md").read_text() for e in kept]
     parts += ["## Portfolio against its best arm", "",
-              "The portfolio (follow-the-leader with leave-items-out validation credit, "
-              "strategies/portfolio.py, over margin, core-set and random on classification; core-set, "
-              "EGL and random on regression) against whichever of its arms has the best mean nAUC on "
+              "The portfolio (strategies/portfolio.py: the first arm listed leads until another's "
+              "leave-items-out validation credit is significantly better across rounds; over margin, "
+              "core-set and random on classification, margin first; random, EGL and core-set on "
+              "regression, random first) against whichever of its arms has the best mean nAUC on "
               "that set and metric, chosen after the fact (which favours the arm). p: two-sided "
               "Wilcoxon signed-rank test over seeds on the nAUC.", "", *portfolio, ""]
     parts += ["## Six benchmark sets: full tables", ""]

@@ -5,7 +5,7 @@
 
 Runs each seed of the config (no MLflow; label stores in a temporary folder) with every arm of
 the portfolio alone and with the portfolio, and prints per seed the mean test metric over the
-rounds (the curve's first metric) and the arm the portfolio's credit ranked first in each round,
+rounds (nAUC of the curve's first metric) and the arm the portfolio's credit ranked first in each round,
 then the share of rounds each arm led. This is a diagnosis of the credit, not a benchmark: the page's figures come from
 ``alloop compare`` and build_results.py.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's code, not an installed one
+from alloop.compare.stats import normalized_auc  # noqa: E402
 from alloop.config.loader import parse_config, read_yaml  # noqa: E402
 from alloop.experiment import build_loop  # noqa: E402
 
@@ -45,22 +46,24 @@ def main() -> None:
     raw = read_yaml(args.config)
     raw.pop("compare", None)
     metric = raw["loop"]["metrics"][0]
-    arms = ["margin", "coreset", "random"]
+    params = json.loads(args.params)
+    arms = list(params.pop("arms", ["margin", "coreset", "random"]))
     led = np.zeros(len(arms))
     means: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for arm in [] if args.no_arms else arms:
                 curve, _ = run(raw, seed, arm, {}, Path(tmp))
-                means.setdefault(arm, []).append(float(curve[metric].mean()))
-                print(f"seed {seed} {arm:>9s}: mean {metric} {means[arm][-1]:.4f}", flush=True)
-            curve, memory = run(raw, seed, "portfolio", {"arms": arms, **json.loads(args.params)}, Path(tmp))
-            means.setdefault("portfolio", []).append(float(curve[metric].mean()))
+                means.setdefault(arm, []).append(normalized_auc(curve["labels"], curve[metric]))
+                print(f"seed {seed} {arm:>9s}: nAUC {metric} {means[arm][-1]:.4f}", flush=True)
+            curve, memory = run(raw, seed, "portfolio", {"arms": arms, **params}, Path(tmp))
+            means.setdefault("portfolio", []).append(normalized_auc(curve["labels"], curve[metric]))
             leaders = [int(np.nanargmax([np.nan if r is None else r for r in rs])) for rs in memory.rewards]
             np.add.at(led, leaders, 1)
-            print(f"seed {seed} {'portfolio':>9s}: mean {metric} {means['portfolio'][-1]:.4f}, best credit "
-                  f"per round: {' '.join(arms[i] for i in leaders)}", flush=True)
-    print(f"\nmean over {len(args.seeds)} seeds of the mean {metric} over rounds:")
+            print(f"seed {seed} {'portfolio':>9s}: nAUC {metric} {means['portfolio'][-1]:.4f}, best credit "
+                  f"per round: {' '.join(arms[i] for i in leaders)}; followed: "
+                  f"{' '.join(arms[int(i)] for i in curve['portfolio_arm'].dropna())}", flush=True)
+    print(f"\nmean over {len(args.seeds)} seeds of the nAUC of {metric}:")
     for name, values in means.items():
         print(f"  {name:>9s}: {np.mean(values):.4f}")
     share = ", ".join(f"{a} {c / led.sum():.0%}" for a, c in zip(arms, led, strict=True))
